@@ -1,0 +1,126 @@
+package storage
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect is everything that differs between SQLite and PostgreSQL.
+type dialect struct {
+	name      string // "sqlite" or "postgres"; also the migrations folder
+	goose     goose.Dialect
+	forUpdate string // suffix that locks the rows a SELECT reads inside a transaction
+	isUnique  func(error) bool
+}
+
+var (
+	sqliteDialect = dialect{
+		name:  "sqlite",
+		goose: goose.DialectSQLite3,
+		// SQLite transactions are opened IMMEDIATE (see openSQLite), so a
+		// writer already holds the database lock when it reads.
+		forUpdate: "",
+		isUnique: func(err error) bool {
+			var e *sqlite.Error
+			if !errors.As(err, &e) {
+				return false
+			}
+			return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		},
+	}
+	postgresDialect = dialect{
+		name:      "postgres",
+		goose:     goose.DialectPostgres,
+		forUpdate: " FOR UPDATE",
+		isUnique: func(err error) bool {
+			var e *pgconn.PgError
+			return errors.As(err, &e) && e.Code == "23505" // unique_violation
+		},
+	}
+)
+
+// SQLitePath returns the file path of a sqlite:// database URL, or false
+// when the URL is not one.
+func SQLitePath(url string) (string, bool) {
+	path, ok := strings.CutPrefix(url, "sqlite://")
+	return path, ok
+}
+
+// IsPostgresURL reports whether url names a PostgreSQL database.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// openDB opens the database a URL names, with the pool and connection
+// settings its dialect wants.
+func openDB(url string, opts Options) (*sql.DB, dialect, error) {
+	if path, ok := SQLitePath(url); ok {
+		db, err := openSQLite(path, opts)
+		return db, sqliteDialect, err
+	}
+	if IsPostgresURL(url) {
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			return nil, dialect{}, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(opts.MaxOpenConns)
+		db.SetMaxIdleConns(opts.MaxOpenConns)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		return db, postgresDialect, nil
+	}
+	return nil, dialect{}, fmt.Errorf("unsupported database URL %q: use sqlite://PATH or postgres://…", RedactURL(url))
+}
+
+func openSQLite(path string, opts Options) (*sql.DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite path %q must be a plain file path", path)
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	// WAL lets readers run beside the one writer; busy_timeout makes a
+	// writer wait for the lock instead of failing at once; IMMEDIATE
+	// transactions take the write lock at BEGIN, so two writers never
+	// deadlock upgrading read locks.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	if opts.ReadOnly {
+		dsn += "&mode=ro"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(opts.MaxOpenConns)
+	db.SetMaxIdleConns(opts.MaxOpenConns)
+	return db, nil
+}
+
+// RedactURL hides the password of a database URL for messages and logs.
+func RedactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return url
+	}
+	if user, _, hasPassword := strings.Cut(userinfo, ":"); hasPassword {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return url
+}
