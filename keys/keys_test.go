@@ -325,4 +325,3 @@ func TestAutomaticRotationHappensOnceAcrossInstances(t *testing.T) {
 		}
 	})
 }
-
