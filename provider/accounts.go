@@ -1,0 +1,264 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"strings"
+
+	"github.com/mxidp/mxidp/provider/password"
+	"github.com/mxidp/mxidp/storage"
+)
+
+// MinPasswordLength is the shortest password an operator may set.
+const MinPasswordLength = 8
+
+// Accounts manages mxidp's own users and registered clients: the
+// operations behind `mxidp user …` and `mxidp client …`.
+type Accounts struct {
+	Store      *storage.Store
+	Hash       password.Params // cost of new password hashes
+	ServerName string          // the Matrix server name localparts must fit
+}
+
+// NewUser is what an operator gives to create an account.
+type NewUser struct {
+	Username    string
+	Email       string // set by the operator, so counted as verified
+	DisplayName string
+	Password    string
+}
+
+// AddUser creates an account with a canonical localpart and a fresh,
+// never reused ID.
+func (a *Accounts) AddUser(ctx context.Context, nu NewUser) (storage.User, error) {
+	lp, err := CanonicalLocalpart(nu.Username, a.ServerName)
+	if err != nil {
+		return storage.User{}, err
+	}
+	email, err := normaliseEmail(nu.Email)
+	if err != nil {
+		return storage.User{}, err
+	}
+	hash, err := a.hashPassword(nu.Password)
+	if err != nil {
+		return storage.User{}, err
+	}
+	u, err := a.Store.CreateUser(ctx, storage.User{
+		ID: newUserID(), Username: lp, Email: email, EmailVerified: email != "",
+		DisplayName: strings.TrimSpace(nu.DisplayName), PasswordHash: hash,
+	})
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		if email != "" {
+			return storage.User{}, fmt.Errorf("a user named %q or with e-mail %q exists already", lp, email)
+		}
+		return storage.User{}, fmt.Errorf("a user named %q exists already", lp)
+	}
+	return u, err
+}
+
+func (a *Accounts) hashPassword(pw string) (string, error) {
+	if len(pw) < MinPasswordLength {
+		return "", fmt.Errorf("password has %d characters, fewer than %d", len(pw), MinPasswordLength)
+	}
+	return password.Hash(pw, a.Hash)
+}
+
+func normaliseEmail(email string) (string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return "", nil
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email {
+		return "", fmt.Errorf("e-mail address %q is not a plain address like name@example.org", email)
+	}
+	return email, nil
+}
+
+// newUserID returns a random version-4 UUID: the account's "sub", stable
+// and never given to another account.
+func newUserID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// User finds an account by the username an operator typed, which is
+// normalised the same way as when it was created.
+func (a *Accounts) User(ctx context.Context, username string) (storage.User, error) {
+	u, err := a.Store.UserByUsername(ctx, strings.ToLower(strings.TrimSpace(username)))
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, fmt.Errorf("no user %q: %w", username, err)
+	}
+	return u, err
+}
+
+func (a *Accounts) updateUser(ctx context.Context, username string, change func(*storage.User) error) (storage.User, error) {
+	u, err := a.User(ctx, username)
+	if err != nil {
+		return storage.User{}, err
+	}
+	return a.Store.UpdateUser(ctx, u.ID, change)
+}
+
+// SetPassword replaces a user's password.
+func (a *Accounts) SetPassword(ctx context.Context, username, pw string) error {
+	hash, err := a.hashPassword(pw)
+	if err != nil {
+		return err
+	}
+	_, err = a.updateUser(ctx, username, func(u *storage.User) error {
+		u.PasswordHash = hash
+		return nil
+	})
+	return err
+}
+
+// SetDisabled disables or enables a user's logins.
+func (a *Accounts) SetDisabled(ctx context.Context, username string, disabled bool) error {
+	_, err := a.updateUser(ctx, username, func(u *storage.User) error {
+		u.Disabled = disabled
+		return nil
+	})
+	return err
+}
+
+// DeleteUser removes an account. Its ID is never given out again.
+func (a *Accounts) DeleteUser(ctx context.Context, username string) error {
+	u, err := a.User(ctx, username)
+	if err != nil {
+		return err
+	}
+	return a.Store.DeleteUser(ctx, u.ID)
+}
+
+// NewClient is what an operator gives to register a relying party.
+type NewClient struct {
+	ID                     string
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	Public                 bool
+	// Secret is the operator's chosen secret; "" generates one (confidential
+	// clients only).
+	Secret               string
+	SkipConsent          bool
+	BackchannelLogoutURI string
+}
+
+// AddClient registers a client and returns it with its secret in the
+// clear, the only time the secret is known: only its hash is stored.
+func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client, string, error) {
+	if err := CheckClientID(nc.ID); err != nil {
+		return storage.Client{}, "", err
+	}
+	if len(nc.RedirectURIs) == 0 {
+		return storage.Client{}, "", errors.New("a client needs at least one --redirect-uri")
+	}
+	for _, u := range append(append([]string{}, nc.RedirectURIs...), nc.PostLogoutRedirectURIs...) {
+		if err := CheckClientURI(u); err != nil {
+			return storage.Client{}, "", err
+		}
+	}
+	if nc.BackchannelLogoutURI != "" {
+		if err := CheckClientURI(nc.BackchannelLogoutURI); err != nil {
+			return storage.Client{}, "", err
+		}
+	}
+	c := storage.Client{
+		ID: nc.ID, Public: nc.Public, RedirectURIs: nc.RedirectURIs, PostLogoutRedirectURIs: nc.PostLogoutRedirectURIs,
+		SkipConsent: nc.SkipConsent, BackchannelLogoutURI: nc.BackchannelLogoutURI,
+	}
+	secret, err := chooseSecret(nc.Public, nc.Secret)
+	if err != nil {
+		return storage.Client{}, "", err
+	}
+	if secret != "" {
+		c.SecretHash = HashClientSecret(secret)
+	}
+	c, err = a.Store.CreateClient(ctx, c)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return storage.Client{}, "", fmt.Errorf("a client %q exists already", nc.ID)
+	}
+	return c, secret, err
+}
+
+func chooseSecret(public bool, chosen string) (string, error) {
+	switch {
+	case public && chosen != "":
+		return "", errors.New("a public client has no secret: drop --secret-stdin or --public")
+	case public:
+		return "", nil
+	case chosen != "":
+		return chosen, CheckClientSecret(chosen)
+	default:
+		return NewClientSecret(), nil
+	}
+}
+
+// RotateClientSecret gives a confidential client a new secret (chosen, or
+// generated when "") and returns it; the old one stops working at once.
+func (a *Accounts) RotateClientSecret(ctx context.Context, id, chosen string) (string, error) {
+	var secret string
+	_, err := a.Store.UpdateClient(ctx, id, func(c *storage.Client) error {
+		if c.Public {
+			return fmt.Errorf("client %q is public and has no secret", id)
+		}
+		var err error
+		secret, err = chooseSecret(false, chosen)
+		c.SecretHash = HashClientSecret(secret)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", fmt.Errorf("no client %q: %w", id, err)
+	}
+	return secret, err
+}
+
+// RemoveClient deletes a client registration.
+func (a *Accounts) RemoveClient(ctx context.Context, id string) error {
+	err := a.Store.DeleteClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("no client %q: %w", id, err)
+	}
+	return err
+}
+
+// CheckClientURI reports why a redirect, post-logout or back-channel URI is
+// refused. URIs are matched exactly later, so they must be absolute: https,
+// or http on a loopback host for local trials.
+func CheckClientURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("URI %q is not absolute: give it like https://matrix.example.org/_synapse/client/oidc/callback", raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("URI %q has a #fragment, which OAuth forbids in redirect URIs", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if IsLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("URI %q uses http on a host other than localhost: use https", raw)
+	default:
+		return fmt.Errorf("URI %q has scheme %q: use https", raw, u.Scheme)
+	}
+}
+
+// IsLoopback reports whether host names this machine (localhost, 127.0.0.0/8, ::1).
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
