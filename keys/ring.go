@@ -442,3 +442,12 @@ func (r *Ring) rotationDue() bool {
 	newest := keys[len(keys)-1]
 	return !r.cfg.Now().Before(newest.CreatedAt.Add(r.cfg.RotationPeriod))
 }
+
+// SigningKeyReady reports whether a key can sign now (for readiness).
+func (r *Ring) SigningKeyReady() error {
+	k, err := r.SigningKey()
+	if err == nil && k.Signer() == nil {
+		err = fmt.Errorf("signing key %s is not unsealed", k.ID)
+	}
+	return err
+}

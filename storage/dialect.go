@@ -90,6 +90,13 @@ func openSQLite(path string, opts Options) (*sql.DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
+		// The file holds password hashes: create it private. SQLite gives
+		// its -wal and -shm files the same mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create sqlite database: %w", err)
+		}
+		f.Close()
 	}
 	// WAL lets readers run beside the one writer; busy_timeout makes a
 	// writer wait for the lock instead of failing at once; IMMEDIATE

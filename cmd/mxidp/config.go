@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxidp/mxidp/provider"
+	"github.com/mxidp/mxidp/provider/password"
+	"github.com/mxidp/mxidp/storage"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is mxidp's whole configuration. Every option is documented in
+// docs/mxidp.example.yaml and in the README's table; defaults live in
+// defaultConfig and nowhere else.
+type Config struct {
+	Issuer        string          `yaml:"issuer"`
+	Listen        string          `yaml:"listen"`
+	Database      string          `yaml:"database"`
+	SecretKeyFile string          `yaml:"secret_key_file"`
+	Matrix        MatrixConfig    `yaml:"matrix"`
+	Passwords     PasswordsConfig `yaml:"passwords"`
+	Users         UsersConfig     `yaml:"users"`
+	Keys          KeysConfig      `yaml:"keys"`
+	Tokens        TokensConfig    `yaml:"tokens"`
+	Log           LogConfig       `yaml:"log"`
+}
+
+// MatrixConfig describes the Matrix deployment mxidp serves.
+type MatrixConfig struct {
+	ServerName string `yaml:"server_name"` // default: the issuer's host
+}
+
+// PasswordsConfig sets the cost of new password hashes.
+type PasswordsConfig struct {
+	Argon2id Argon2idConfig `yaml:"argon2id"`
+}
+
+// Argon2idConfig is the argon2id cost.
+type Argon2idConfig struct {
+	Time      uint32 `yaml:"time"`
+	MemoryKiB uint32 `yaml:"memory_kib"`
+	Threads   uint8  `yaml:"threads"`
+}
+
+// Params converts the cost for package password.
+func (a Argon2idConfig) Params() password.Params {
+	return password.Params{Time: a.Time, MemoryKiB: a.MemoryKiB, Threads: a.Threads}
+}
+
+// UsersConfig chooses where accounts come from.
+type UsersConfig struct {
+	Source   string         `yaml:"source"` // builtin | platform
+	Platform PlatformConfig `yaml:"platform"`
+}
+
+// PlatformConfig reads the platform's own user table in place.
+type PlatformConfig struct {
+	Database string          `yaml:"database"`
+	Queries  PlatformQueries `yaml:"queries"`
+}
+
+// PlatformQueries are the SQL statements that read the platform's users
+// (interface.md, "The platform's user table").
+type PlatformQueries struct {
+	ByLogin string `yaml:"by_login"`
+	ByID    string `yaml:"by_id"`
+	ByEmail string `yaml:"by_email"`
+	Search  string `yaml:"search"`
+}
+
+// KeysConfig times the signing-key ring.
+type KeysConfig struct {
+	PublicationDelay time.Duration `yaml:"publication_delay"`
+	RotationPeriod   time.Duration `yaml:"rotation_period"`
+	RefreshInterval  time.Duration `yaml:"refresh_interval"`
+}
+
+// TokensConfig sets token lifetimes.
+type TokensConfig struct {
+	IDTokenLifetime time.Duration `yaml:"id_token_lifetime"`
+}
+
+// LogConfig shapes the log.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+func defaultConfig() Config {
+	return Config{
+		Issuer:        "http://127.0.0.1:8080",
+		Listen:        "127.0.0.1:8080",
+		Database:      "sqlite://./data/mxidp.db",
+		SecretKeyFile: "./data/secret.key",
+		Passwords: PasswordsConfig{Argon2id: Argon2idConfig{
+			Time: password.Default.Time, MemoryKiB: password.Default.MemoryKiB, Threads: password.Default.Threads,
+		}},
+		Users: UsersConfig{Source: "builtin"},
+		Keys: KeysConfig{
+			PublicationDelay: 15 * time.Minute,
+			RotationPeriod:   90 * 24 * time.Hour,
+			RefreshInterval:  5 * time.Second,
+		},
+		Tokens: TokensConfig{IDTokenLifetime: time.Hour},
+		Log:    LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// envOverrides maps environment variables to the options they override.
+func envOverrides(c *Config) []struct {
+	name string
+	dst  *string
+} {
+	return []struct {
+		name string
+		dst  *string
+	}{
+		{"MXIDP_ISSUER", &c.Issuer},
+		{"MXIDP_LISTEN", &c.Listen},
+		{"MXIDP_DATABASE", &c.Database},
+		{"MXIDP_SECRET_KEY_FILE", &c.SecretKeyFile},
+		{"MXIDP_MATRIX_SERVER_NAME", &c.Matrix.ServerName},
+		{"MXIDP_USERS_SOURCE", &c.Users.Source},
+		{"MXIDP_PLATFORM_DATABASE", &c.Users.Platform.Database},
+	}
+}
+
+// ConfigError lists every problem found in a configuration.
+type ConfigError struct {
+	Source   string // the file, or "defaults"
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "configuration (%s) has %d problem", e.Source, len(e.Problems))
+	if len(e.Problems) != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString(":")
+	for _, p := range e.Problems {
+		b.WriteString("\n  - " + p)
+	}
+	return b.String()
+}
+
+// LoadConfig reads the configuration: defaults, then the YAML file (path,
+// or $MXIDP_CONFIG, or none), then environment overrides, then derived
+// values; and validates the result. getenv is os.Getenv outside tests.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	c := defaultConfig()
+	if path == "" {
+		path = getenv("MXIDP_CONFIG")
+	}
+	source := "defaults"
+	if path != "" {
+		source = path
+		f, err := os.Open(path)
+		if err != nil {
+			return c, &ConfigError{Source: source, Problems: []string{fmt.Sprintf("cannot read the file: %v; check --config or MXIDP_CONFIG", err)}}
+		}
+		defer f.Close()
+		if problems := decodeYAML(f, &c); len(problems) > 0 {
+			return c, &ConfigError{Source: source, Problems: problems}
+		}
+	}
+	for _, o := range envOverrides(&c) {
+		if v, ok := lookup(getenv, o.name); ok {
+			*o.dst = v
+		}
+	}
+	if problems := c.validate(); len(problems) > 0 {
+		return c, &ConfigError{Source: source, Problems: problems}
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// decodeYAML reads the file strictly: an unknown key is a problem, so a
+// typo never silently leaves a default in force.
+func decodeYAML(r io.Reader, c *Config) []string {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err = dec.Decode(c)
+	var typeErr *yaml.TypeError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &typeErr):
+		var problems []string
+		for _, e := range typeErr.Errors {
+			problems = append(problems, explainYAML(e))
+		}
+		return problems
+	default:
+		return []string{fmt.Sprintf("not valid YAML: %v", strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+}
+
+func explainYAML(msg string) string {
+	if i := strings.Index(msg, "field "); i >= 0 && strings.Contains(msg, "not found in type") {
+		field := strings.Fields(msg[i+len("field "):])[0]
+		return fmt.Sprintf("%s: unknown option %q; check its spelling and nesting against docs/mxidp.example.yaml", strings.TrimSuffix(msg[:i], ": "), field)
+	}
+	if strings.Contains(msg, "time.Duration") {
+		return msg + "; write durations like 90s, 15m or 2160h"
+	}
+	return msg
+}
+
+// validate checks every option and derives dependent defaults. It returns
+// all problems at once, each naming the option and the fix.
+func (c *Config) validate() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	issuer, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		add("issuer: empty; set the public URL users reach mxidp at, like https://id.example.org")
+	case err != nil || !issuer.IsAbs() || issuer.Host == "" || issuer.Opaque != "":
+		add("issuer: %q is not an absolute URL; set it like https://id.example.org", c.Issuer)
+	case issuer.Scheme != "https" && !(issuer.Scheme == "http" && provider.IsLoopback(issuer.Hostname())):
+		add("issuer: %q must use https (plain http only on localhost for trials); Synapse and browsers require it", c.Issuer)
+	case issuer.RawQuery != "" || issuer.Fragment != "" || strings.Contains(c.Issuer, "#"):
+		add("issuer: %q may not have a ?query or #fragment", c.Issuer)
+	case strings.HasSuffix(c.Issuer, "/"):
+		add("issuer: %q ends with \"/\"; write it without the trailing slash (mxidp publishes the issuer byte for byte, and Synapse compares it exactly)", c.Issuer)
+	}
+
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %q is not HOST:PORT; set it like 127.0.0.1:8080, or :8080 for every interface", c.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add("listen: %q has no valid port; set it like 127.0.0.1:8080", c.Listen)
+	} else if host != "" && net.ParseIP(host) == nil && host != "localhost" && !validHostname(host) {
+		add("listen: %q names no valid host; use an IP address such as 0.0.0.0 or 127.0.0.1", c.Listen)
+	}
+
+	problems = append(problems, checkDatabaseURL("database", c.Database)...)
+	if c.SecretKeyFile == "" {
+		add("secret_key_file: empty; set a path such as /var/lib/mxidp/secret.key (created on first start)")
+	}
+
+	if c.Matrix.ServerName == "" && issuer != nil {
+		c.Matrix.ServerName = issuer.Host
+	}
+	if !validServerName(c.Matrix.ServerName) {
+		add("matrix.server_name: %q is not a Matrix server name; set the domain of your Matrix IDs, like example.org", c.Matrix.ServerName)
+	}
+
+	if err := c.Passwords.Argon2id.Params().Validate(); err != nil {
+		add("passwords.argon2id: %v; the default {time: 2, memory_kib: 19456, threads: 1} is a good start", err)
+	}
+
+	switch c.Users.Source {
+	case "builtin":
+	case "platform":
+		if c.Users.Platform.Database == "" {
+			add("users.platform.database: empty, but users.source is platform; set the platform database URL (postgres://… or sqlite://PATH)")
+		} else {
+			problems = append(problems, checkDatabaseURL("users.platform.database", c.Users.Platform.Database)...)
+		}
+		q := c.Users.Platform.Queries
+		for name, sql := range map[string]string{"by_login": q.ByLogin, "by_id": q.ByID, "by_email": q.ByEmail, "search": q.Search} {
+			if strings.TrimSpace(sql) == "" {
+				add("users.platform.queries.%s: empty; see docs/ for example queries", name)
+			}
+		}
+	default:
+		add("users.source: %q is neither builtin nor platform", c.Users.Source)
+	}
+
+	if c.Keys.PublicationDelay < 0 {
+		add("keys.publication_delay: %v is negative; use 0 or more, like 15m", c.Keys.PublicationDelay)
+	}
+	if c.Keys.RotationPeriod < 0 || (c.Keys.RotationPeriod > 0 && c.Keys.RotationPeriod < time.Hour) {
+		add("keys.rotation_period: %v; use 0 (rotate only by command) or at least 1h, like 2160h", c.Keys.RotationPeriod)
+	}
+	if c.Keys.RefreshInterval < 100*time.Millisecond || c.Keys.RefreshInterval > time.Hour {
+		add("keys.refresh_interval: %v; use between 100ms and 1h, like 5s", c.Keys.RefreshInterval)
+	}
+	if c.Tokens.IDTokenLifetime < time.Minute || c.Tokens.IDTokenLifetime > 24*time.Hour {
+		add("tokens.id_token_lifetime: %v; use between 1m and 24h, like 1h", c.Tokens.IDTokenLifetime)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: %q; use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format: %q; use text or json", c.Log.Format)
+	}
+	return problems
+}
+
+func checkDatabaseURL(key, raw string) []string {
+	switch {
+	case raw == "":
+		return []string{key + ": empty; use sqlite://PATH (like sqlite://./data/mxidp.db) or postgres://USER:PASSWORD@HOST/DBNAME"}
+	case storage.IsPostgresURL(raw):
+		if _, err := url.Parse(raw); err != nil {
+			return []string{fmt.Sprintf("%s: %q is not a valid URL: %v", key, storage.RedactURL(raw), err)}
+		}
+	default:
+		path, ok := storage.SQLitePath(raw)
+		if !ok {
+			return []string{fmt.Sprintf("%s: %q is not supported; use sqlite://PATH (like sqlite://./data/mxidp.db) or postgres://USER:PASSWORD@HOST/DBNAME", key, storage.RedactURL(raw))}
+		}
+		if path == "" || strings.ContainsAny(path, "?#") {
+			return []string{fmt.Sprintf("%s: %q needs a plain file path after sqlite://, like sqlite:///var/lib/mxidp/mxidp.db", key, raw)}
+		}
+	}
+	return nil
+}
+
+// validServerName follows the Matrix grammar: a DNS name or IP literal,
+// optionally with a port.
+func validServerName(s string) bool {
+	host, port := s, ""
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	if host == "" || len(s) > 230 {
+		return false
+	}
+	return net.ParseIP(strings.Trim(host, "[]")) != nil || validHostname(host)
+}
+
+func validHostname(h string) bool {
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mxidp/mxidp/keys"
+	"github.com/mxidp/mxidp/provider"
+	"github.com/mxidp/mxidp/storage"
+	"github.com/mxidp/mxidp/web"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) serveCommand() *cobra.Command {
+	var demo bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the OpenID provider and REST service",
+		Long: "Serve applies pending migrations, creates the secret key file and the first\n" +
+			"signing key when missing, and answers HTTP until SIGTERM or SIGINT.",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return a.serve(ctx, demo)
+		},
+	}
+	cmd.Flags().BoolVar(&demo, "demo", false, "on an empty user table, create the user 'demo' with a generated password and print it")
+	return cmd
+}
+
+func (a *app) serve(ctx context.Context, demo bool) error {
+	c, err := a.config()
+	if err != nil {
+		return err
+	}
+	log := a.logger(c)
+	if c.Users.Source == "platform" {
+		return errors.New("users.source: platform is not available in this version yet; use builtin")
+	}
+
+	secret, created, err := keys.LoadOrCreateSecret(c.SecretKeyFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created secret key file; give every instance of this deployment the same file", "path", c.SecretKeyFile)
+	} else if fi, err := os.Stat(c.SecretKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("secret key file is readable by other users; chmod 600 it", "path", c.SecretKeyFile, "mode", fi.Mode().Perm().String())
+	}
+	sealer, err := keys.NewSealer(secret, "signing keys")
+	if err != nil {
+		return err
+	}
+
+	store, err := a.openStore(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ring := keys.NewRing(store, sealer, ringConfig(c, log))
+	if err := ring.Ensure(ctx); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if k, err := ring.SigningKey(); err == nil {
+		log.Info("signing key loaded", "kid", k.ID, "published_keys", len(ring.Published()))
+	}
+	go ring.Run(ctx, c.Keys.RefreshInterval)
+
+	if demo {
+		if err := a.createDemoUser(ctx, c, store); err != nil {
+			return err
+		}
+	}
+
+	l, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another process using it? set listen or MXIDP_LISTEN)", c.Listen, err)
+	}
+	log.Info("mxidp serving", "issuer", c.Issuer, "listen", l.Addr().String(), "database", store.Dialect(), "server_name", c.Matrix.ServerName)
+	fmt.Fprintf(a.stdout, "mxidp: issuer %s, listening on %s\n", c.Issuer, l.Addr())
+
+	h := web.NewHandler(web.Deps{DB: store, Keys: ring, Logger: log})
+	if err := web.Serve(ctx, l, h, log); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// createDemoUser gives a fresh trial installation an account to log in
+// with: on an empty user table only, with a generated password printed once.
+func (a *app) createDemoUser(ctx context.Context, c Config, store *storage.Store) error {
+	n, err := store.CountUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(a.stdout, "mxidp: %d user(s) exist; no demo user created (reset one with: mxidp user passwd NAME)\n", n)
+		return nil
+	}
+	pw := provider.NewPassword()
+	acc := a.accounts(c, store)
+	if _, err := acc.AddUser(ctx, provider.NewUser{Username: "demo", DisplayName: "Demo User", Password: pw}); err != nil {
+		return fmt.Errorf("create demo user: %w", err)
+	}
+	fmt.Fprintf(a.stdout, "mxidp: created demo user\n  username: demo\n  password: %s\n  (shown once; change it with: mxidp user passwd demo)\n", pw)
+	return nil
+}
+
+func (a *app) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply pending database migrations and exit",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.config()
+			if err != nil {
+				return err
+			}
+			s, err := storage.Open(cmd.Context(), c.Database, storage.Options{Logger: a.logger(c)})
+			if err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			defer s.Close()
+			n, err := s.Migrate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			current, _, err := s.SchemaVersion(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "applied %d migration(s); %s schema at version %d\n", n, s.Dialect(), current)
+			return nil
+		},
+	}
+}

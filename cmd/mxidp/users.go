@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mxidp/mxidp/provider"
+	"github.com/mxidp/mxidp/storage"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) userCommand() *cobra.Command {
+	cmd := group(&cobra.Command{Use: "user", Short: "Manage mxidp's own users"})
+	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(),
+		a.userSimpleCommand("disable", "Stop a user from logging in", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
+			return acc.SetDisabled(cmd.Context(), name, true)
+		}),
+		a.userSimpleCommand("enable", "Let a disabled user log in again", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
+			return acc.SetDisabled(cmd.Context(), name, false)
+		}),
+		a.userSimpleCommand("delete", "Delete a user (the ID is never reused)", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
+			return acc.DeleteUser(cmd.Context(), name)
+		}),
+	)
+	return cmd
+}
+
+func (a *app) userAddCommand() *cobra.Command {
+	var nu provider.NewUser
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   "add USERNAME",
+		Short: "Create a user; without --password-stdin a password is generated and printed once",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			nu.Username = argv[0]
+			generated := !fromStdin
+			if fromStdin {
+				pw, err := a.readSecretStdin()
+				if err != nil {
+					return err
+				}
+				nu.Password = pw
+			} else {
+				nu.Password = provider.NewPassword()
+			}
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				u, err := a.accounts(c, s).AddUser(cmd.Context(), nu)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "created user %s (@%s:%s, id %s)\n", u.Username, u.Username, c.Matrix.ServerName, u.ID)
+				if generated {
+					fmt.Fprintf(a.stdout, "password: %s\n(shown once)\n", nu.Password)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&nu.Email, "email", "", "e-mail address (counts as verified)")
+	cmd.Flags().StringVar(&nu.DisplayName, "name", "", "display name")
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+func (a *app) userPasswdCommand() *cobra.Command {
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   "passwd USERNAME",
+		Short: "Set a user's password; without --password-stdin one is generated and printed once",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			pw := provider.NewPassword()
+			if fromStdin {
+				var err error
+				if pw, err = a.readSecretStdin(); err != nil {
+					return err
+				}
+			}
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				if err := a.accounts(c, s).SetPassword(cmd.Context(), argv[0], pw); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "password of %s changed\n", argv[0])
+				if !fromStdin {
+					fmt.Fprintf(a.stdout, "password: %s\n(shown once)\n", pw)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+func (a *app) userSimpleCommand(verb, short string, do func(*provider.Accounts, *cobra.Command, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " USERNAME",
+		Short: short,
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				if err := do(a.accounts(c, s), cmd, argv[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "user %s: %sd\n", argv[0], verb)
+				return nil
+			})
+		},
+	}
+}
+
+// userJSON is a user as `user list --json` prints it: never the hash.
+type userJSON struct {
+	ID            string    `json:"id"`
+	Username      string    `json:"username"`
+	Email         string    `json:"email"`
+	EmailVerified bool      `json:"email_verified"`
+	DisplayName   string    `json:"display_name"`
+	Disabled      bool      `json:"disabled"`
+	HasPassword   bool      `json:"has_password"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+func (a *app) userListCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				users, err := s.ListUsers(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					out := make([]userJSON, 0, len(users))
+					for _, u := range users {
+						out = append(out, userJSON{u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.Disabled, u.PasswordHash != "", u.CreatedAt})
+					}
+					return printJSON(a, out)
+				}
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USERNAME\tSTATE\tEMAIL\tNAME\tID")
+				for _, u := range users {
+					state := "enabled"
+					if u.Disabled {
+						state = "disabled"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, state, dash(u.Email), dash(u.DisplayName), u.ID)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printJSON(a *app, v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,109 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Pinger reports whether the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// KeySet is what web needs of the signing-key ring.
+type KeySet interface {
+	JWKS() []byte
+	SigningKeyReady() error
+}
+
+// Deps are the parts the HTTP surface is built from.
+type Deps struct {
+	DB     Pinger
+	Keys   KeySet
+	Logger *slog.Logger
+}
+
+// JWKSPath is where the JSON Web Key Set is served (the path zitadel/oidc
+// also uses, so discovery can point at it unchanged).
+const JWKSPath = "/keys"
+
+// jwksMaxAge bounds how long relying parties may cache the key set; the
+// keys' publication delay must be longer (see keys.Config).
+const jwksMaxAge = "public, max-age=300"
+
+// NewHandler returns the complete HTTP handler.
+func NewHandler(d Deps) http.Handler {
+	r := chi.NewRouter()
+	r.Use(logRequests(d.Logger), securityHeaders)
+
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := d.DB.Ping(ctx); err != nil {
+			d.Logger.Warn("not ready: database unreachable", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unreachable"})
+			return
+		}
+		if err := d.Keys.SigningKeyReady(); err != nil {
+			d.Logger.Warn("not ready: no signing key", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "no signing key loaded"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	r.Get(JWKSPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", jwksMaxAge)
+		w.Write(d.Keys.JWKS())
+	})
+	return r
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// ShutdownGrace is how long requests in flight may finish after SIGTERM.
+const ShutdownGrace = 10 * time.Second
+
+// Serve answers requests on l until ctx ends, then stops accepting, lets
+// requests in flight finish for up to ShutdownGrace, and returns.
+func Serve(ctx context.Context, l net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight", "grace", ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
