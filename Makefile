@@ -1,0 +1,36 @@
+# mxidp — see README.md. Every target works on a fresh Debian machine with Go.
+
+GO          ?= go
+BIN         := bin/mxidp
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test bench lint clean
+
+all: build
+
+## build: compile the binary to bin/mxidp
+build:
+	$(GO) build -o $(BIN) ./cmd/mxidp
+
+## run: build and serve on the embedded SQLite default (./data), creating a demo user on first run
+run: build
+	./$(BIN) serve --demo
+
+## test: the whole suite with the race detector, on SQLite and on PostgreSQL
+## (MXIDP_TEST_POSTGRES, or a throwaway cluster started here)
+test:
+	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/gotest
+
+## bench: Go benchmarks (JWKS beside a plain handler, password hash cost)
+bench:
+	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres $(GO) test -run '^$$' -bench . -benchmem ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
