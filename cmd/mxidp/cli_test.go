@@ -22,13 +22,19 @@ type cli struct {
 }
 
 func newCLI(t *testing.T, backend string) *cli {
-	dir := t.TempDir()
-	return &cli{t: t, env: map[string]string{
+	return &cli{t: t, env: testEnv(t, backend, "")}
+}
+
+// testEnv configures mxidp through its environment for one test: a new
+// database of the backend, a private secret key file, and a cheap password
+// hash; extraYAML adds options.
+func testEnv(t *testing.T, backend, extraYAML string) map[string]string {
+	return map[string]string{
 		"MXIDP_DATABASE":        storagetest.URL(t, backend),
-		"MXIDP_SECRET_KEY_FILE": filepath.Join(dir, "secret.key"),
+		"MXIDP_SECRET_KEY_FILE": filepath.Join(t.TempDir(), "secret.key"),
 		"MXIDP_ISSUER":          "https://id.example.org",
-		"MXIDP_CONFIG":          writeConfig(t, "passwords:\n  argon2id: {time: 1, memory_kib: 64, threads: 1}\n"),
-	}}
+		"MXIDP_CONFIG":          writeConfig(t, "passwords:\n  argon2id: {time: 1, memory_kib: 64, threads: 1}\n"+extraYAML),
+	}
 }
 
 func (c *cli) run(stdin string, args ...string) (status int, stdout, stderr string) {

@@ -26,12 +26,9 @@ func (a *app) clientAddCommand() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			nc.ID = argv[0]
-			if fromStdin {
-				secret, err := a.readSecretStdin()
-				if err != nil {
-					return err
-				}
-				nc.Secret = secret
+			var err error
+			if nc.Secret, err = a.secretInput(fromStdin, ""); err != nil {
+				return err
 			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
 				client, secret, err := a.accounts(c, s).AddClient(cmd.Context(), nc)
@@ -134,12 +131,9 @@ func (a *app) clientRotateCommand() *cobra.Command {
 		Short: "Give a confidential client a new secret (printed once); the old one stops working",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			chosen := ""
-			if fromStdin {
-				var err error
-				if chosen, err = a.readSecretStdin(); err != nil {
-					return err
-				}
+			chosen, err := a.secretInput(fromStdin, "")
+			if err != nil {
+				return err
 			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
 				secret, err := a.accounts(c, s).RotateClientSecret(cmd.Context(), argv[0], chosen)

@@ -174,6 +174,16 @@ func ringConfig(c Config, log *slog.Logger) keys.Config {
 	}
 }
 
+// secretInput returns the secret read from standard input when fromStdin
+// is set, and otherwise fallback (a generated value, or "" to let the
+// callee generate one).
+func (a *app) secretInput(fromStdin bool, fallback string) (string, error) {
+	if !fromStdin {
+		return fallback, nil
+	}
+	return a.readSecretStdin()
+}
+
 // readSecretStdin reads a password or secret from standard input, less
 // one trailing newline (interface.md).
 func (a *app) readSecretStdin() (string, error) {

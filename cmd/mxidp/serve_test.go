@@ -87,19 +87,10 @@ type deployment struct {
 }
 
 func newDeployment(t *testing.T, backend string) *deployment {
-	dir := t.TempDir()
-	return &deployment{t: t, env: map[string]string{
-		"MXIDP_DATABASE":        storagetest.URL(t, backend),
-		"MXIDP_SECRET_KEY_FILE": filepath.Join(dir, "secret.key"),
-		"MXIDP_ISSUER":          "http://127.0.0.1:8080",
-		"MXIDP_LISTEN":          "127.0.0.1:0",
-		"MXIDP_CONFIG": writeConfig(t, `
-passwords:
-  argon2id: {time: 1, memory_kib: 64, threads: 1}
-keys:
-  refresh_interval: 100ms
-`),
-	}}
+	env := testEnv(t, backend, "keys:\n  refresh_interval: 100ms\n")
+	env["MXIDP_ISSUER"] = "http://127.0.0.1:8080"
+	env["MXIDP_LISTEN"] = "127.0.0.1:0"
+	return &deployment{t: t, env: env}
 }
 
 var listeningRE = regexp.MustCompile(`listening on (\S+)`)

@@ -36,15 +36,9 @@ func (a *app) userAddCommand() *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			nu.Username = argv[0]
-			generated := !fromStdin
-			if fromStdin {
-				pw, err := a.readSecretStdin()
-				if err != nil {
-					return err
-				}
-				nu.Password = pw
-			} else {
-				nu.Password = provider.NewPassword()
+			var err error
+			if nu.Password, err = a.secretInput(fromStdin, provider.NewPassword()); err != nil {
+				return err
 			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
 				u, err := a.accounts(c, s).AddUser(cmd.Context(), nu)
@@ -52,7 +46,7 @@ func (a *app) userAddCommand() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(a.stdout, "created user %s (@%s:%s, id %s)\n", u.Username, u.Username, c.Matrix.ServerName, u.ID)
-				if generated {
+				if !fromStdin {
 					fmt.Fprintf(a.stdout, "password: %s\n(shown once)\n", nu.Password)
 				}
 				return nil
@@ -72,12 +66,9 @@ func (a *app) userPasswdCommand() *cobra.Command {
 		Short: "Set a user's password; without --password-stdin one is generated and printed once",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			pw := provider.NewPassword()
-			if fromStdin {
-				var err error
-				if pw, err = a.readSecretStdin(); err != nil {
-					return err
-				}
+			pw, err := a.secretInput(fromStdin, provider.NewPassword())
+			if err != nil {
+				return err
 			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
 				if err := a.accounts(c, s).SetPassword(cmd.Context(), argv[0], pw); err != nil {
