@@ -108,35 +108,68 @@ func (a *Accounts) updateUser(ctx context.Context, username string, change func(
 	return a.Store.UpdateUser(ctx, u.ID, change)
 }
 
-// SetPassword replaces a user's password.
+// SetPassword replaces a user's password and ends the user's sessions
+// everywhere (with back-channel logout), as a changed password should.
 func (a *Accounts) SetPassword(ctx context.Context, username, pw string) error {
 	hash, err := a.hashPassword(pw)
 	if err != nil {
 		return err
 	}
-	_, err = a.updateUser(ctx, username, func(u *storage.User) error {
+	u, err := a.updateUser(ctx, username, func(u *storage.User) error {
 		u.PasswordHash = hash
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	return a.endSessions(ctx, u.ID)
 }
 
-// SetDisabled disables or enables a user's logins.
+// SetDisabled disables or enables a user's logins. Disabling ends the
+// user's sessions and revokes their tokens.
 func (a *Accounts) SetDisabled(ctx context.Context, username string, disabled bool) error {
-	_, err := a.updateUser(ctx, username, func(u *storage.User) error {
+	u, err := a.updateUser(ctx, username, func(u *storage.User) error {
 		u.Disabled = disabled
 		return nil
 	})
-	return err
+	if err != nil || !disabled {
+		return err
+	}
+	return a.endSessions(ctx, u.ID)
 }
 
-// DeleteUser removes an account. Its ID is never given out again.
+// DeleteUser ends an account's sessions and removes it. Its ID is never
+// given out again.
 func (a *Accounts) DeleteUser(ctx context.Context, username string) error {
 	u, err := a.User(ctx, username)
 	if err != nil {
 		return err
 	}
+	if err := a.endSessions(ctx, u.ID); err != nil {
+		return err
+	}
 	return a.Store.DeleteUser(ctx, u.ID)
+}
+
+// endSessions ends every session of a user and queues the back-channel
+// logout notices, which a running mxidp serve delivers.
+func (a *Accounts) endSessions(ctx context.Context, userID string) error {
+	_, err := a.Store.EndSessions(ctx, userID, false)
+	return err
+}
+
+// SetGroups replaces a user's group memberships (the "groups" claim).
+func (a *Accounts) SetGroups(ctx context.Context, username string, groups []string) error {
+	u, err := a.User(ctx, username)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if strings.TrimSpace(g) == "" || len(g) > 255 {
+			return fmt.Errorf("group name %q must have 1 to 255 characters", g)
+		}
+	}
+	return a.Store.SetUserGroups(ctx, u.ID, groups)
 }
 
 // NewClient is what an operator gives to register a relying party.

@@ -21,7 +21,10 @@ type dialect struct {
 	name      string // "sqlite" or "postgres"; also the migrations folder
 	goose     goose.Dialect
 	forUpdate string // suffix that locks the rows a SELECT reads inside a transaction
-	isUnique  func(error) bool
+	// skipLocked is forUpdate for work queues: rows another transaction
+	// holds are passed over instead of waited for.
+	skipLocked string
+	isUnique   func(error) bool
 }
 
 var (
@@ -30,7 +33,8 @@ var (
 		goose: goose.DialectSQLite3,
 		// SQLite transactions are opened IMMEDIATE (see openSQLite), so a
 		// writer already holds the database lock when it reads.
-		forUpdate: "",
+		forUpdate:  "",
+		skipLocked: "",
 		isUnique: func(err error) bool {
 			var e *sqlite.Error
 			if !errors.As(err, &e) {
@@ -40,9 +44,10 @@ var (
 		},
 	}
 	postgresDialect = dialect{
-		name:      "postgres",
-		goose:     goose.DialectPostgres,
-		forUpdate: " FOR UPDATE",
+		name:       "postgres",
+		goose:      goose.DialectPostgres,
+		forUpdate:  " FOR UPDATE",
+		skipLocked: " FOR UPDATE SKIP LOCKED",
 		isUnique: func(err error) bool {
 			var e *pgconn.PgError
 			return errors.As(err, &e) && e.Code == "23505" // unique_violation

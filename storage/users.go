@@ -132,8 +132,12 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 	return out, err
 }
 
-// DeleteUser removes the user with this ID, or reports ErrNotFound.
+// DeleteUser removes the user with this ID and their group memberships,
+// or reports ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM user_groups WHERE user_id = $1`, id); err != nil {
+		return fmt.Errorf("delete user groups: %w", err)
+	}
 	return s.deleteWhere(ctx, "users", "id", id)
 }
 

@@ -28,6 +28,8 @@ type Deps struct {
 	DB     Pinger
 	Keys   KeySet
 	Logger *slog.Logger
+	// OpenID, when set, mounts the OpenID provider and its login pages.
+	OpenID *OpenID
 }
 
 // JWKSPath is where the JSON Web Key Set is served (the path zitadel/oidc
@@ -66,6 +68,9 @@ func NewHandler(d Deps) http.Handler {
 		w.Header().Set("Cache-Control", jwksMaxAge)
 		w.Write(d.Keys.JWKS())
 	})
+	if d.OpenID != nil {
+		mountOpenID(r, *d.OpenID)
+	}
 	return r
 }
 

@@ -31,6 +31,7 @@ type Config struct {
 	Users         UsersConfig     `yaml:"users"`
 	Keys          KeysConfig      `yaml:"keys"`
 	Tokens        TokensConfig    `yaml:"tokens"`
+	Sessions      SessionsConfig  `yaml:"sessions"`
 	Log           LogConfig       `yaml:"log"`
 }
 
@@ -86,7 +87,14 @@ type KeysConfig struct {
 
 // TokensConfig sets token lifetimes.
 type TokensConfig struct {
-	IDTokenLifetime time.Duration `yaml:"id_token_lifetime"`
+	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`
+	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`
+	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
+}
+
+// SessionsConfig sets how long a browser stays signed in at mxidp.
+type SessionsConfig struct {
+	Lifetime time.Duration `yaml:"lifetime"`
 }
 
 // LogConfig shapes the log.
@@ -110,7 +118,12 @@ func defaultConfig() Config {
 			RotationPeriod:   90 * 24 * time.Hour,
 			RefreshInterval:  5 * time.Second,
 		},
-		Tokens: TokensConfig{IDTokenLifetime: time.Hour},
+		Tokens: TokensConfig{
+			IDTokenLifetime:      provider.DefaultLifetimes.IDToken,
+			AccessTokenLifetime:  provider.DefaultLifetimes.AccessToken,
+			RefreshTokenLifetime: provider.DefaultLifetimes.RefreshToken,
+		},
+		Sessions: SessionsConfig{Lifetime: provider.DefaultLifetimes.Session},
 		Log:    LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -299,8 +312,19 @@ func (c *Config) validate() []string {
 	if c.Keys.RefreshInterval < 100*time.Millisecond || c.Keys.RefreshInterval > time.Hour {
 		add("keys.refresh_interval: %v; use between 100ms and 1h, like 5s", c.Keys.RefreshInterval)
 	}
-	if c.Tokens.IDTokenLifetime < time.Minute || c.Tokens.IDTokenLifetime > 24*time.Hour {
-		add("tokens.id_token_lifetime: %v; use between 1m and 24h, like 1h", c.Tokens.IDTokenLifetime)
+	for _, d := range []struct {
+		key           string
+		v, least, most time.Duration
+		example       string
+	}{
+		{"tokens.id_token_lifetime", c.Tokens.IDTokenLifetime, time.Minute, 24 * time.Hour, "1h"},
+		{"tokens.access_token_lifetime", c.Tokens.AccessTokenLifetime, time.Minute, 24 * time.Hour, "1h"},
+		{"tokens.refresh_token_lifetime", c.Tokens.RefreshTokenLifetime, time.Hour, 365 * 24 * time.Hour, "720h"},
+		{"sessions.lifetime", c.Sessions.Lifetime, time.Minute, 365 * 24 * time.Hour, "24h"},
+	} {
+		if d.v < d.least || d.v > d.most {
+			add("%s: %v; use between %v and %v, like %s", d.key, d.v, d.least, d.most, d.example)
+		}
 	}
 
 	switch c.Log.Level {

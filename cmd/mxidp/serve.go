@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
+	"time"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,6 +43,7 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 		return err
 	}
 	log := a.logger(c)
+	slog.SetDefault(log) // zitadel/oidc logs through the default logger
 	if c.Users.Source == "platform" {
 		return errors.New("users.source: platform is not available in this version yet; use builtin")
 	}
@@ -73,6 +77,25 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 	}
 	go ring.Run(ctx, c.Keys.RefreshInterval)
 
+	lifetimes := provider.DefaultLifetimes
+	lifetimes.IDToken, lifetimes.AccessToken = c.Tokens.IDTokenLifetime, c.Tokens.AccessTokenLifetime
+	lifetimes.RefreshToken, lifetimes.Session = c.Tokens.RefreshTokenLifetime, c.Sessions.Lifetime
+	backchannel := &provider.Backchannel{Store: store, Ring: ring, Issuer: c.Issuer,
+		Client: &http.Client{Timeout: 10 * time.Second}, Logger: log}
+	openID := &provider.OpenID{Store: store, Ring: ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log, LoggedOut: backchannel.Wake}
+	login := &provider.Login{Store: store, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
+	op, err := provider.NewOP(openID, secret)
+	if err != nil {
+		return fmt.Errorf("openid provider: %w", err)
+	}
+	discovery, err := provider.Discovery(op, openID)
+	if err != nil {
+		return err
+	}
+	// Notices queued by the command line or other instances are found by polling.
+	go backchannel.Run(ctx, 2*time.Second)
+	go purgeExpired(ctx, store, log)
+
 	if demo {
 		if err := a.createDemoUser(ctx, c, store); err != nil {
 			return err
@@ -86,7 +109,9 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 	log.Info("mxidp serving", "issuer", c.Issuer, "listen", l.Addr().String(), "database", store.Dialect(), "server_name", c.Matrix.ServerName)
 	fmt.Fprintf(a.stdout, "mxidp: issuer %s, listening on %s\n", c.Issuer, l.Addr())
 
-	h := web.NewHandler(web.Deps{DB: store, Keys: ring, Logger: log})
+	h := web.NewHandler(web.Deps{DB: store, Keys: ring, Logger: log, OpenID: &web.OpenID{
+		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
+	}})
 	if err := web.Serve(ctx, l, h, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -112,6 +137,25 @@ func (a *app) createDemoUser(ctx context.Context, c Config, store *storage.Store
 	}
 	fmt.Fprintf(a.stdout, "mxidp: created demo user\n  username: demo\n  password: %s\n  (shown once; change it with: mxidp user passwd demo)\n", pw)
 	return nil
+}
+
+// purgeExpired deletes expired requests, tokens and sessions now and then,
+// so that the database does not grow without bound.
+func purgeExpired(ctx context.Context, store *storage.Store, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := store.Purge(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("purging expired rows failed", "err", err)
+		} else if n > 0 {
+			log.Info("purged expired rows", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (a *app) migrateCommand() *cobra.Command {

@@ -1,0 +1,170 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mxidp/mxidp/provider/password"
+	"github.com/mxidp/mxidp/storage"
+)
+
+// ErrBadCredentials is the one answer to an unknown user, a wrong
+// password or a disabled account, so that none of them can be told apart.
+var ErrBadCredentials = errors.New("unknown user or wrong password")
+
+// Login checks passwords and keeps browser sessions. The login page and
+// the REST service both decide passwords here, so every rule (hash
+// upgrades, disabled accounts, and later throttling and audit) holds at
+// both doors.
+type Login struct {
+	Store     *storage.Store
+	Hash      password.Params
+	Lifetimes Lifetimes
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// OpenID ends sessions (with back-channel logout) when a browser logs
+	// in as someone else.
+	OpenID *OpenID
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+func (l *Login) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+// dummyHash is verified for unknown users, so that they cost as much as a
+// wrong password.
+func (l *Login) dummyHash() string {
+	l.dummyOnce.Do(func() {
+		h, err := password.Hash(newSecret(), l.Hash)
+		if err != nil {
+			l.Logger.Error("making the dummy password hash failed", "err", err)
+		}
+		l.dummy = h
+	})
+	return l.dummy
+}
+
+// CheckPassword returns the enabled user whose username (or verified
+// e-mail address) is login and whose password is pw. A hash of another
+// format or cost is replaced by one of the current cost.
+func (l *Login) CheckPassword(ctx context.Context, login, pw string) (storage.User, error) {
+	login = strings.ToLower(strings.TrimSpace(login))
+	u, err := l.Store.UserByUsername(ctx, login)
+	if errors.Is(err, storage.ErrNotFound) && strings.Contains(login, "@") {
+		u, err = l.Store.UserByEmail(ctx, login)
+		if err == nil && !u.EmailVerified {
+			err = storage.ErrNotFound
+		}
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		password.Verify(l.dummyHash(), pw)
+		return storage.User{}, ErrBadCredentials
+	}
+	if err != nil {
+		return storage.User{}, err
+	}
+	ok, err := password.Verify(u.PasswordHash, pw)
+	if err != nil {
+		// The user ID, never the hash, goes into the log.
+		l.Logger.Warn("stored password hash is unusable", "user_id", u.ID, "err", err)
+		return storage.User{}, ErrBadCredentials
+	}
+	if !ok || u.Disabled {
+		return storage.User{}, ErrBadCredentials
+	}
+	if password.NeedsRehash(u.PasswordHash, l.Hash) {
+		l.upgradeHash(ctx, u, pw)
+	}
+	return u, nil
+}
+
+func (l *Login) upgradeHash(ctx context.Context, u storage.User, pw string) {
+	h, err := password.Hash(pw, l.Hash)
+	if err == nil {
+		_, err = l.Store.UpdateUser(ctx, u.ID, func(u *storage.User) error {
+			u.PasswordHash = h
+			return nil
+		})
+	}
+	if err != nil {
+		// The login succeeds anyway; the next one tries again.
+		l.Logger.Warn("upgrading a password hash failed", "user_id", u.ID, "err", err)
+	}
+}
+
+// SessionCookie is the name of the browser-session cookie.
+const SessionCookie = "mxidp_session"
+
+// StartSession records that a browser authenticated u now. A browser that
+// already had a session of the same user keeps its sid (with a fresh
+// authentication time); a session of another user is ended first. It
+// returns the new cookie value ("" when the old cookie stays valid).
+func (l *Login) StartSession(ctx context.Context, current *storage.Session, u storage.User) (storage.Session, string, error) {
+	now := l.now()
+	if current != nil && current.UserID == u.ID {
+		if err := l.Store.TouchSession(ctx, current.ID, now); err != nil {
+			return storage.Session{}, "", err
+		}
+		current.AuthTime = now
+		return *current, "", nil
+	}
+	if current != nil && l.OpenID != nil {
+		if err := l.OpenID.endSessions(ctx, current.ID, true); err != nil {
+			return storage.Session{}, "", err
+		}
+	}
+	cookie := newSecret()
+	s := storage.Session{ID: newID(), TokenHash: hashSecret(cookie), UserID: u.ID, AuthTime: now,
+		CreatedAt: now, ExpiresAt: now.Add(l.Lifetimes.Session)}
+	if err := l.Store.CreateSession(ctx, s); err != nil {
+		return storage.Session{}, "", err
+	}
+	return s, cookie, nil
+}
+
+// Session returns the live session a cookie refers to, whose user may
+// still log in.
+func (l *Login) Session(ctx context.Context, cookie string) (storage.Session, error) {
+	if cookie == "" {
+		return storage.Session{}, storage.ErrNotFound
+	}
+	s, err := l.Store.SessionByTokenHash(ctx, hashSecret(cookie))
+	if err != nil {
+		return storage.Session{}, err
+	}
+	u, err := l.Store.UserByID(ctx, s.UserID)
+	if err != nil || u.Disabled {
+		return storage.Session{}, storage.ErrNotFound
+	}
+	return s, nil
+}
+
+// Complete marks an authorization request as authenticated by session s.
+func (l *Login) Complete(ctx context.Context, authRequestID string, s storage.Session) error {
+	return l.Store.CompleteAuthRequest(ctx, authRequestID, s.UserID, s.ID, s.AuthTime, []string{"pwd"})
+}
+
+// SatisfiedBy reports whether an existing session may answer a request
+// without asking for the password again: not when the client asked for a
+// fresh login (prompt=login) or the authentication is older than max_age.
+func (l *Login) SatisfiedBy(a storage.AuthRequest, s storage.Session) bool {
+	for _, p := range a.Prompt {
+		if p == "login" {
+			return false
+		}
+	}
+	if a.MaxAge != nil && l.now().Sub(s.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
+		return false
+	}
+	return true
+}

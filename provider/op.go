@@ -1,0 +1,73 @@
+package provider
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/url"
+
+	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// NewOP builds the zitadel/oidc provider over o. secret (the instance
+// secret) keys the sealing of access tokens, which are opaque to clients.
+func NewOP(o *OpenID, secret []byte) (*op.Provider, error) {
+	key, err := hkdf.Key(sha256.New, secret, nil, "mxidp access tokens", 32)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &op.Config{
+		CodeMethodS256:                    true,
+		AuthMethodPost:                    true,
+		GrantTypeRefreshToken:             true,
+		SupportedScopes:                   []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups},
+		SupportedClaims:                   append(append([]string{}, op.DefaultSupportedClaims...), "sid", "groups"),
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
+		DefaultLogoutRedirectURI:          o.Issuer + LoggedOutPath,
+	}
+	copy(cfg.CryptoKey[:], key)
+	opts := []op.Option{
+		// Clients are servers (Synapse) or single-page apps using bearer
+		// tokens; no endpoint needs the browser's cookies across origins.
+		op.WithCORSOptions(&cors.Options{
+			AllowedOrigins: []string{"*"},
+			AllowedMethods: []string{"GET", "POST"},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Accept"},
+		}),
+	}
+	u, err := url.Parse(o.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme == "http" {
+		// Configuration admits http only for a loopback issuer (a local trial).
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	return op.NewProvider(cfg, o, op.StaticIssuer(o.Issuer), opts...)
+}
+
+// Discovery returns the discovery document, built once: the issuer is
+// fixed, so it never changes while the process runs.
+func Discovery(p *op.Provider, o *OpenID) ([]byte, error) {
+	ctx := op.ContextWithIssuer(context.Background(), o.Issuer)
+	d := op.CreateDiscoveryConfig(ctx, p, o)
+	// Say exactly what mxidp serves: the code flow, no device flow, no
+	// session iframe.
+	d.ResponseTypesSupported = []string{string(oidc.ResponseTypeCode)}
+	d.ResponseModesSupported = []string{string(oidc.ResponseModeQuery), string(oidc.ResponseModeFormPost)}
+	d.GrantTypesSupported = []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	d.DeviceAuthorizationEndpoint = ""
+	d.CheckSessionIframe = ""
+	d.RequestParameterSupported = false
+	d.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("discovery document: %w", err)
+	}
+	return b, nil
+}

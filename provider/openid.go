@@ -1,0 +1,570 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/mxidp/mxidp/keys"
+	"github.com/mxidp/mxidp/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// Lifetimes of what the provider issues.
+type Lifetimes struct {
+	AuthRequest  time.Duration // time to log in after the client sent the browser
+	Code         time.Duration // ≤ 10 min (synapse-oidc.md §11 MUST 14)
+	AccessToken  time.Duration
+	RefreshToken time.Duration
+	IDToken      time.Duration
+	Session      time.Duration // browser session ("keep me signed in")
+}
+
+// DefaultLifetimes are the lifetimes used unless configured.
+var DefaultLifetimes = Lifetimes{
+	AuthRequest:  30 * time.Minute,
+	Code:         5 * time.Minute,
+	AccessToken:  time.Hour,
+	RefreshToken: 30 * 24 * time.Hour,
+	IDToken:      time.Hour,
+	Session:      24 * time.Hour,
+}
+
+// ScopeGroups asks for the "groups" claim.
+const ScopeGroups = "groups"
+
+// OpenID is mxidp's op.Storage for zitadel/oidc: it answers the library's
+// questions from mxidp's database, key ring and users, and makes the
+// decisions the library leaves to storage (single-use codes, refresh
+// rotation and reuse detection, claims for Synapse, session ends).
+type OpenID struct {
+	Store     *storage.Store
+	Ring      *keys.Ring
+	Issuer    string
+	Lifetimes Lifetimes
+	Logger    *slog.Logger
+	// LoggedOut is called after sessions end, to wake the back-channel
+	// delivery worker; may be nil.
+	LoggedOut func()
+	Now       func() time.Time
+}
+
+var (
+	_ op.Storage                        = (*OpenID)(nil)
+	_ op.CanSetUserinfoFromRequest      = (*OpenID)(nil)
+	_ op.CanTerminateSessionFromRequest = (*OpenID)(nil)
+)
+
+func (o *OpenID) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// hashSecret is how codes, refresh tokens and session cookies are stored:
+// they carry 256 random bits, so one SHA-256 suffices.
+func hashSecret(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// newSecret returns 256 random bits, URL-safe.
+func newSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newID returns 128 random bits, URL-safe, for public identifiers.
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// authRequest adapts storage.AuthRequest to op.AuthRequest.
+type authRequest struct{ storage.AuthRequest }
+
+func (a *authRequest) GetID() string          { return a.ID }
+func (a *authRequest) GetACR() string         { return "" }
+func (a *authRequest) GetAMR() []string       { return a.AMR }
+func (a *authRequest) GetAudience() []string  { return []string{a.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time { return a.AuthTime }
+func (a *authRequest) GetClientID() string    { return a.ClientID }
+func (a *authRequest) GetNonce() string       { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string { return a.RedirectURI }
+func (a *authRequest) GetResponseType() oidc.ResponseType {
+	return oidc.ResponseType(a.ResponseType)
+}
+func (a *authRequest) GetResponseMode() oidc.ResponseMode {
+	return oidc.ResponseMode(a.ResponseMode)
+}
+func (a *authRequest) GetScopes() []string { return a.Scopes }
+func (a *authRequest) GetState() string    { return a.State }
+func (a *authRequest) GetSubject() string  { return a.UserID }
+func (a *authRequest) Done() bool          { return a.AuthRequest.Done }
+func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge {
+	if a.CodeChallenge == "" {
+		return nil
+	}
+	return &oidc.CodeChallenge{Challenge: a.CodeChallenge, Method: oidc.CodeChallengeMethod(a.CodeChallengeMethod)}
+}
+
+// AuthRequest adapts a stored request for the library's functions.
+func AuthRequest(a storage.AuthRequest) op.AuthRequest { return &authRequest{a} }
+
+// sessionID lets claims find the "sid" of whatever request a token is for.
+func (a *authRequest) sessionID() string { return a.SessionID }
+
+// CreateAuthRequest stores a validated authorization request.
+func (o *OpenID) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
+	now := o.now()
+	a := storage.AuthRequest{
+		ID: newID(), ClientID: r.ClientID, RedirectURI: r.RedirectURI, Scopes: r.Scopes, State: r.State,
+		Nonce: r.Nonce, ResponseType: string(r.ResponseType), ResponseMode: string(r.ResponseMode),
+		CodeChallenge: r.CodeChallenge, CodeChallengeMethod: string(r.CodeChallengeMethod),
+		Prompt: r.Prompt, LoginHint: r.LoginHint, UILocales: r.UILocales.String(), UserID: userID,
+		CreatedAt: now, ExpiresAt: now.Add(o.Lifetimes.AuthRequest),
+	}
+	if a.CodeChallenge != "" && a.CodeChallengeMethod == "" {
+		a.CodeChallengeMethod = string(oidc.CodeChallengeMethodPlain) // RFC 7636 §4.3 default
+	}
+	if r.MaxAge != nil {
+		m := int64(*r.MaxAge)
+		a.MaxAge = &m
+	}
+	if err := o.Store.CreateAuthRequest(ctx, a); err != nil {
+		return nil, err
+	}
+	return &authRequest{a}, nil
+}
+
+// AuthRequestByID returns a pending or completed request.
+func (o *OpenID) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	a, err := o.Store.AuthRequestByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if a.Consumed {
+		return nil, fmt.Errorf("auth request %s: code already exchanged", id)
+	}
+	return &authRequest{a}, nil
+}
+
+// AuthRequestByCode returns the request a code was issued for. A code that
+// was exchanged already is a replay: every token issued from it is revoked
+// (RFC 6749 §4.1.2) and the exchange fails.
+func (o *OpenID) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	a, err := o.Store.AuthRequestByCodeHash(ctx, hashSecret(code))
+	if err != nil {
+		return nil, err
+	}
+	if a.Consumed {
+		o.revokeReplay(ctx, a.ID, "authorization code reused")
+		return nil, errors.New("code already exchanged")
+	}
+	return &authRequest{a}, nil
+}
+
+func (o *OpenID) revokeReplay(ctx context.Context, family, why string) {
+	if err := o.Store.RevokeFamily(ctx, family); err != nil {
+		o.Logger.Error("revoking tokens after replay failed", "family", family, "err", err)
+		return
+	}
+	o.Logger.Warn(why+"; tokens issued from it revoked", "family", family)
+}
+
+// SaveAuthCode stores the hash of a code; the code itself is never stored.
+func (o *OpenID) SaveAuthCode(ctx context.Context, id, code string) error {
+	return o.Store.SaveAuthCode(ctx, id, hashSecret(code), o.now().Add(o.Lifetimes.Code))
+}
+
+// DeleteAuthRequest is called by the library after tokens were minted. The
+// request is kept (marked consumed) so that a replayed code is recognised;
+// the purge removes it when the code expires.
+func (o *OpenID) DeleteAuthRequest(context.Context, string) error { return nil }
+
+// CreateAccessToken issues an access token without a refresh token.
+func (o *OpenID) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	access, _, err := o.issue(ctx, req, "", false)
+	return access.ID, access.ExpiresAt, err
+}
+
+// CreateAccessAndRefreshTokens issues an access token and a refresh token,
+// rotating currentRefreshToken when the request is a refresh.
+func (o *OpenID) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+	access, refresh, err := o.issue(ctx, req, currentRefreshToken, true)
+	return access.ID, refresh, access.ExpiresAt, err
+}
+
+// issue stores the tokens of one grant atomically with its consumption of
+// a code or a refresh token.
+func (o *OpenID) issue(ctx context.Context, req op.TokenRequest, currentRefresh string, withRefresh bool) (storage.Token, string, error) {
+	now := o.now()
+	base := storage.Token{
+		UserID: req.GetSubject(), Scopes: req.GetScopes(), Audience: req.GetAudience(), CreatedAt: now,
+	}
+	var is storage.Issue
+	switch r := req.(type) {
+	case *authRequest:
+		base.FamilyID, base.ClientID, base.SessionID, base.AuthTime, base.AMR = r.ID, r.ClientID, r.SessionID, r.AuthTime, r.AMR
+		is.ConsumeAuthRequest = r.ID
+	case *refreshRequest:
+		base.FamilyID, base.ClientID, base.SessionID, base.AuthTime, base.AMR = r.FamilyID, r.ClientID, r.SessionID, r.AuthTime, r.AMR
+		base.Scopes = r.scopes
+		is.RotateRefreshHash = hashSecret(currentRefresh)
+	default:
+		return storage.Token{}, "", oidc.ErrUnsupportedGrantType()
+	}
+	access := base
+	access.ID, access.Kind, access.ExpiresAt = newID(), storage.AccessToken, now.Add(o.Lifetimes.AccessToken)
+	is.Tokens = []storage.Token{access}
+	var refreshValue string
+	if withRefresh {
+		refreshValue = newSecret()
+		refresh := base
+		refresh.ID, refresh.Kind, refresh.Hash = newID(), storage.RefreshToken, hashSecret(refreshValue)
+		refresh.ExpiresAt = now.Add(o.Lifetimes.RefreshToken)
+		is.Tokens = append(is.Tokens, refresh)
+	}
+	err := o.Store.IssueTokens(ctx, is)
+	if errors.Is(err, storage.ErrConflict) {
+		// Lost a race for the code or the refresh token: someone else
+		// used it. Treat it as the replay it may be.
+		o.revokeReplay(ctx, base.FamilyID, "grant used twice")
+		return storage.Token{}, "", oidc.ErrInvalidGrant().WithDescription("the code or refresh token was already used")
+	}
+	if err != nil {
+		return storage.Token{}, "", err
+	}
+	return access, refreshValue, nil
+}
+
+// refreshRequest adapts a stored refresh token to op.RefreshTokenRequest.
+type refreshRequest struct {
+	storage.Token
+	scopes []string
+}
+
+func (r *refreshRequest) GetAMR() []string                 { return r.AMR }
+func (r *refreshRequest) GetAudience() []string            { return r.Audience }
+func (r *refreshRequest) GetAuthTime() time.Time           { return r.AuthTime }
+func (r *refreshRequest) GetClientID() string              { return r.ClientID }
+func (r *refreshRequest) GetScopes() []string              { return r.scopes }
+func (r *refreshRequest) GetSubject() string               { return r.UserID }
+func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
+func (r *refreshRequest) sessionID() string                { return r.SessionID }
+
+// TokenRequestByRefreshToken finds a live refresh token. A token that was
+// rotated already is being reused: the whole family is revoked, as the
+// stolen copy and the real one are indistinguishable. There is no grace
+// window: Synapse never refreshes, and other clients retry with a new login.
+func (o *OpenID) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	t, err := o.Store.TokenByHash(ctx, hashSecret(token))
+	if err != nil || t.Kind != storage.RefreshToken {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if t.Rotated && !t.Revoked {
+		o.revokeReplay(ctx, t.FamilyID, "refresh token reused")
+	}
+	if t.Rotated || t.Revoked || !o.now().Before(t.ExpiresAt) {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if _, err := o.activeUser(ctx, t.UserID); err != nil {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	return &refreshRequest{Token: t, scopes: t.Scopes}, nil
+}
+
+// GetRefreshTokenInfo identifies a refresh token for revocation.
+func (o *OpenID) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	t, err := o.Store.TokenByHash(ctx, hashSecret(token))
+	if err != nil || t.Kind != storage.RefreshToken || t.ClientID != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return t.UserID, t.ID, nil
+}
+
+// RevokeToken revokes an access token (by ID) or a refresh token (by
+// value) of the requesting client. Revoking a refresh token revokes its
+// family, as RFC 7009 §2.1 allows, so the access tokens go with it.
+func (o *OpenID) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
+	t, err := o.Store.TokenByID(ctx, tokenOrID)
+	if errors.Is(err, storage.ErrNotFound) {
+		t, err = o.Store.TokenByHash(ctx, hashSecret(tokenOrID))
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // RFC 7009 §2.2: unknown tokens are not an error
+	}
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	if t.ClientID != clientID {
+		return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
+	}
+	if t.Kind == storage.RefreshToken {
+		err = o.Store.RevokeFamily(ctx, t.FamilyID)
+	} else {
+		err = o.Store.RevokeToken(ctx, t.ID)
+	}
+	if err != nil {
+		return oidc.ErrServerError().WithParent(err)
+	}
+	return nil
+}
+
+// TerminateSession is the library's fallback; TerminateSessionFromRequest
+// is used instead.
+func (o *OpenID) TerminateSession(ctx context.Context, userID, clientID string) error {
+	return o.endSessions(ctx, userID, false)
+}
+
+// sessionCookieKey carries the browser session found by the web layer into
+// the library's end-session call.
+type sessionCookieKey struct{}
+
+// WithBrowserSession returns ctx carrying the sid of the browser's session
+// (from its cookie), for RP-initiated logout.
+func WithBrowserSession(ctx context.Context, sid string) context.Context {
+	return context.WithValue(ctx, sessionCookieKey{}, sid)
+}
+
+// TerminateSessionFromRequest ends the session of an RP-initiated logout:
+// the browser's own session, else the one named by the id_token_hint's sid.
+// The post_logout_redirect_uri was checked against the client's list by the
+// library; without one the user sees mxidp's logged-out page.
+func (o *OpenID) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
+	sid, _ := ctx.Value(sessionCookieKey{}).(string)
+	if sid == "" && r.IDTokenHintClaims != nil {
+		sid = r.IDTokenHintClaims.SessionID
+	}
+	if sid != "" {
+		if err := o.endSessions(ctx, sid, true); err != nil {
+			return "", err
+		}
+	}
+	if r.RedirectURI != "" {
+		return r.RedirectURI, nil
+	}
+	return o.Issuer + LoggedOutPath, nil
+}
+
+// LoggedOutPath is the page shown after a logout without a redirect.
+const LoggedOutPath = "/logged-out"
+
+// endSessions ends sessions (one by sid, or all of a user), revoking their
+// tokens and queueing back-channel logout notices.
+func (o *OpenID) endSessions(ctx context.Context, key string, bySession bool) error {
+	ended, err := o.Store.EndSessions(ctx, key, bySession)
+	if err != nil {
+		return err
+	}
+	if len(ended) > 0 {
+		o.Logger.Info("sessions ended", "count", len(ended))
+		if o.LoggedOut != nil {
+			o.LoggedOut()
+		}
+	}
+	return nil
+}
+
+// signingKey adapts keys.Key to op.SigningKey.
+type signingKey struct{ k keys.Key }
+
+func (s signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (s signingKey) Key() any                                    { return s.k.Signer() }
+func (s signingKey) ID() string                                  { return s.k.ID }
+
+// SigningKey returns the key that signs now.
+func (o *OpenID) SigningKey(context.Context) (op.SigningKey, error) {
+	k, err := o.Ring.SigningKey()
+	if err != nil {
+		return nil, err
+	}
+	return signingKey{k}, nil
+}
+
+// SignatureAlgorithms lists the one algorithm mxidp signs with.
+func (o *OpenID) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.RS256}, nil
+}
+
+// publicKey adapts a published key to op.Key.
+type publicKey struct{ k jose.JSONWebKey }
+
+func (p publicKey) ID() string                                  { return p.k.KeyID }
+func (p publicKey) Algorithm() jose.SignatureAlgorithm          { return jose.RS256 }
+func (p publicKey) Use() string                                 { return "sig" }
+func (p publicKey) Key() any                                    { return p.k.Key }
+
+// KeySet returns the published keys (to verify id_token_hint).
+func (o *OpenID) KeySet(context.Context) ([]op.Key, error) {
+	var out []op.Key
+	for _, k := range o.Ring.Published() {
+		out = append(out, publicKey{k.Public()})
+	}
+	return out, nil
+}
+
+// GetClientByClientID returns a registered client.
+func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := o.Store.ClientByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Client: c, issuer: o.Issuer, idTokenLifetime: o.Lifetimes.IDToken}, nil
+}
+
+// AuthorizeClientIDSecret checks a confidential client's secret in
+// constant time.
+func (o *OpenID) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	c, err := o.Store.ClientByID(ctx, id)
+	if err != nil {
+		return errors.New("unknown client")
+	}
+	if c.Public || !VerifyClientSecret(c.SecretHash, secret) {
+		return errors.New("wrong client secret")
+	}
+	return nil
+}
+
+// SetUserinfoFromScopes is deprecated in the library; claims come from
+// SetUserinfoFromRequest.
+func (o *OpenID) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest fills the ID token's claims: the profile and
+// e-mail claims go into the ID token itself, where Synapse reads them
+// (synapse-oidc.md §11 MUST 9), and "sid" names the browser session.
+func (o *OpenID) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	u, err := o.activeUser(ctx, req.GetSubject())
+	if err != nil {
+		return err
+	}
+	if err := o.setClaims(ctx, info, u, scopes); err != nil {
+		return err
+	}
+	if s, ok := req.(interface{ sessionID() string }); ok && s.sessionID() != "" {
+		info.AppendClaims("sid", s.sessionID())
+	}
+	return nil
+}
+
+// SetUserinfoFromToken fills the userinfo response for an access token.
+func (o *OpenID) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	t, err := o.liveAccessToken(ctx, tokenID, subject)
+	if err != nil {
+		return err
+	}
+	u, err := o.activeUser(ctx, t.UserID)
+	if err != nil {
+		return err
+	}
+	return o.setClaims(ctx, info, u, t.Scopes)
+}
+
+// ErrInvalidToken means an access token is unknown, expired, revoked, or
+// belongs to a disabled user.
+var ErrInvalidToken = errors.New("invalid access token")
+
+func (o *OpenID) liveAccessToken(ctx context.Context, tokenID, subject string) (storage.Token, error) {
+	t, err := o.Store.TokenByID(ctx, tokenID)
+	if err != nil || t.Kind != storage.AccessToken || t.Revoked || t.UserID != subject || !o.now().Before(t.ExpiresAt) {
+		return storage.Token{}, ErrInvalidToken
+	}
+	return t, nil
+}
+
+// SetIntrospectionFromToken answers introspection for an access token.
+func (o *OpenID) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	t, err := o.liveAccessToken(ctx, tokenID, subject)
+	if err != nil {
+		return err
+	}
+	u, err := o.activeUser(ctx, t.UserID)
+	if err != nil {
+		return err
+	}
+	info := new(oidc.UserInfo)
+	if err := o.setClaims(ctx, info, u, t.Scopes); err != nil {
+		return err
+	}
+	resp.SetUserInfo(info)
+	resp.Scope = t.Scopes
+	resp.ClientID = t.ClientID
+	resp.Audience = t.Audience
+	resp.Expiration = oidc.FromTime(t.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
+	resp.Active = true
+	return nil
+}
+
+// GetPrivateClaimsFromScopes adds nothing to JWT access tokens (mxidp
+// issues opaque ones).
+func (o *OpenID) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+// GetKeyByIDAndClientID serves the JWT profile grant, which mxidp does not offer.
+func (o *OpenID) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("JWT client authentication is not supported")
+}
+
+// ValidateJWTProfileScopes serves the JWT profile grant, which mxidp does not offer.
+func (o *OpenID) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errors.New("the JWT profile grant is not supported")
+}
+
+// Health reports whether the database answers.
+func (o *OpenID) Health(ctx context.Context) error { return o.Store.Ping(ctx) }
+
+// activeUser loads a user who may still receive tokens.
+func (o *OpenID) activeUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := o.Store.UserByID(ctx, id)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("user %s: %w", id, err)
+	}
+	if u.Disabled {
+		return storage.User{}, fmt.Errorf("user %s is disabled", id)
+	}
+	return u, nil
+}
+
+// setClaims puts a user's claims for the granted scopes into info
+// (synapse-oidc.md §8.1): preferred_username is the Matrix localpart, and
+// email appears only when verified.
+func (o *OpenID) setClaims(ctx context.Context, info *oidc.UserInfo, u storage.User, scopes []string) error {
+	info.Subject = u.ID
+	if slices.Contains(scopes, oidc.ScopeProfile) {
+		info.PreferredUsername = u.Username
+		info.Name = u.DisplayName
+		if info.Name == "" {
+			info.Name = u.Username
+		}
+		info.UpdatedAt = oidc.FromTime(u.UpdatedAt)
+	}
+	if slices.Contains(scopes, oidc.ScopeEmail) && u.Email != "" && u.EmailVerified {
+		info.Email = u.Email
+		info.EmailVerified = oidc.Bool(true)
+	}
+	if slices.Contains(scopes, ScopeGroups) {
+		groups, err := o.Store.UserGroups(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if len(groups) > 0 {
+			info.AppendClaims("groups", groups)
+		}
+	}
+	return nil
+}

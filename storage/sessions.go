@@ -1,0 +1,127 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session is a browser's login at mxidp (single sign-on). The browser holds
+// a random cookie; only its hash is stored. ID is public: it is the "sid"
+// claim that back-channel logout refers to.
+type Session struct {
+	ID        string
+	TokenHash string
+	UserID    string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// CreateSession stores a new browser session.
+func (s *Store) CreateSession(ctx context.Context, sess Session) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id, token_hash, user_id, auth_time, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		sess.ID, sess.TokenHash, sess.UserID, unix(sess.AuthTime), unix(sess.CreatedAt), unix(sess.ExpiresAt))
+	return s.wrapWrite(err, "create session")
+}
+
+// SessionByTokenHash returns the unexpired session a cookie refers to.
+func (s *Store) SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error) {
+	return s.sessionWhere(ctx, "token_hash = $1", tokenHash)
+}
+
+// SessionByID returns the unexpired session with this sid.
+func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
+	return s.sessionWhere(ctx, "id = $1", id)
+}
+
+func (s *Store) sessionWhere(ctx context.Context, cond, arg string) (Session, error) {
+	var sess Session
+	var authTime, created, expires int64
+	err := s.db.QueryRowContext(ctx, `SELECT id, token_hash, user_id, auth_time, created_at, expires_at
+		FROM sessions WHERE `+cond+` AND expires_at > $2`, arg, unix(s.now())).
+		Scan(&sess.ID, &sess.TokenHash, &sess.UserID, &authTime, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("load session: %w", err)
+	}
+	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = fromUnix(authTime), fromUnix(created), fromUnix(expires)
+	return sess, nil
+}
+
+// EndedSession is a session that EndSessions ended.
+type EndedSession struct {
+	ID     string
+	UserID string
+}
+
+// EndSessions ends the sessions with this ID (bySession) or of this user
+// (not bySession), in one transaction: it revokes every token issued in
+// them (for a user: every token of the user), queues a back-channel logout
+// notice for each client of those sessions that registered a back-channel
+// URI, and deletes the sessions. The queue survives restarts; a delivery
+// worker sends the notices.
+func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]EndedSession, error) {
+	column := "user_id"
+	if bySession {
+		column = "id"
+	}
+	var ended []EndedSession
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, user_id FROM sessions WHERE `+column+` = $1`+s.dialect.forUpdate, key)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var e EndedSession
+			if err := rows.Scan(&e.ID, &e.UserID); err != nil {
+				rows.Close()
+				return err
+			}
+			ended = append(ended, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		now := unix(s.now())
+		for _, e := range ended {
+			// One notice per client of the session with a back-channel URI.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO backchannel_queue (id, client_id, uri, subject, session_id, next_attempt_at, created_at)
+				SELECT $1 || '-' || c.id, c.id, c.backchannel_logout_uri, sc.user_id, sc.session_id, $2, $2
+				FROM session_clients sc JOIN clients c ON c.id = sc.client_id
+				WHERE sc.session_id = $3 AND c.backchannel_logout_uri <> ''`, randomID(), now, e.ID); err != nil {
+				return fmt.Errorf("queue back-channel logout: %w", err)
+			}
+			for _, stmt := range []string{
+				`UPDATE tokens SET revoked = TRUE WHERE session_id = $1`,
+				`DELETE FROM session_clients WHERE session_id = $1`,
+				`DELETE FROM sessions WHERE id = $1`,
+			} {
+				if _, err := tx.ExecContext(ctx, stmt, e.ID); err != nil {
+					return err
+				}
+			}
+		}
+		if !bySession {
+			_, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = TRUE WHERE user_id = $1`, key)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("end sessions: %w", err)
+	}
+	return ended, nil
+}
+
+// TouchSession records a new authentication time for a session.
+func (s *Store) TouchSession(ctx context.Context, id string, authTime time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET auth_time = $2 WHERE id = $1`, id, unix(authTime))
+	return oneRow(res, err, "touch session")
+}

@@ -1,0 +1,254 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/mxidp/mxidp/provider"
+	"github.com/mxidp/mxidp/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// OpenID is what the OpenID surface is built from.
+type OpenID struct {
+	Issuer    string
+	OP        *op.Provider
+	Storage   *provider.OpenID
+	Login     *provider.Login
+	Discovery []byte // the discovery document, prepared once
+}
+
+// openIDRoutes mounts the OpenID provider: discovery and userinfo served
+// here from prepared bytes and mxidp's own checks, the login pages, and
+// everything else by zitadel/oidc.
+type openIDRoutes struct {
+	OpenID
+	secureCookies bool
+	cookiePath    string
+}
+
+func mountOpenID(r chi.Router, o OpenID) {
+	u, _ := url.Parse(o.Issuer) // validated at start-up
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	h := &openIDRoutes{OpenID: o, secureCookies: u.Scheme == "https", cookiePath: path}
+	r.Get(oidc.DiscoveryEndpoint, h.discovery)
+	r.Get("/userinfo", h.userinfo)
+	r.Post("/userinfo", h.userinfo)
+	r.Get(provider.LoginPath, h.loginPage)
+	r.Post(provider.LoginPath, h.loginSubmit)
+	r.Get(provider.LoggedOutPath, h.loggedOut)
+	r.HandleFunc("/end_session", h.endSession)
+	// Authorize, its callback, token, introspection and revocation.
+	r.NotFound(o.OP.ServeHTTP)
+	r.MethodNotAllowed(o.OP.ServeHTTP)
+}
+
+func (h *openIDRoutes) discovery(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Write(h.Discovery)
+}
+
+// userinfo answers OIDC Core §5.3 for a bearer access token. A missing,
+// invalid, expired or revoked token gets 401 with WWW-Authenticate, never
+// a 200 (synapse-oidc.md U2).
+func (h *openIDRoutes) userinfo(w http.ResponseWriter, r *http.Request) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mxidp"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "a bearer access token is required"})
+		return
+	}
+	info := new(oidc.UserInfo)
+	plain, err := h.OP.Crypto().Decrypt(token)
+	if err == nil {
+		id, subject, found := strings.Cut(plain, ":")
+		if !found {
+			err = provider.ErrInvalidToken
+		} else {
+			err = h.Storage.SetUserinfoFromToken(r.Context(), info, id, subject, "")
+		}
+	}
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mxidp", error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+// csrfCookie holds the double-submit token of the login form.
+const csrfCookie = "mxidp_csrf"
+
+type loginForm struct {
+	Action, ID, CSRF, Username, Error string
+}
+
+// loginPage shows the login form, or answers at once from the browser's
+// session (single sign-on), or tells the client login_required for
+// prompt=none without a usable session.
+func (h *openIDRoutes) loginPage(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.authRequest(w, r, r.URL.Query().Get("id"))
+	if !ok {
+		return
+	}
+	if sess, err := h.Login.Session(r.Context(), h.sessionCookie(r)); err == nil && h.Login.SatisfiedBy(a, sess) {
+		h.complete(w, r, a, sess)
+		return
+	}
+	for _, p := range a.Prompt {
+		if p == oidc.PromptNone {
+			op.AuthRequestError(w, r, provider.AuthRequest(a), oidc.ErrLoginRequired(), h.OP)
+			return
+		}
+	}
+	h.showForm(w, r, a, http.StatusOK, a.LoginHint, "")
+}
+
+func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, status int, username, problem string) {
+	token := h.csrfToken(w, r)
+	form := loginForm{Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: token, Username: username, Error: problem}
+	renderWithFormTarget(w, status, "login.html", form, origin(a.RedirectURI))
+}
+
+func origin(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// loginSubmit checks the password and completes the request.
+func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		errorPage(w, http.StatusBadRequest, "Sign-in failed", "The form could not be read. Go back to the application and try again.")
+		return
+	}
+	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
+	if !ok {
+		return
+	}
+	if !h.csrfValid(r) {
+		errorPage(w, http.StatusForbidden, "Sign-in failed",
+			"The form expired or was sent from another site. Go back to the application and sign in again.")
+		return
+	}
+	username := r.PostForm.Get("username")
+	u, err := h.Login.CheckPassword(r.Context(), username, r.PostForm.Get("password"))
+	if errors.Is(err, provider.ErrBadCredentials) {
+		h.showForm(w, r, a, http.StatusUnauthorized, username, "Unknown username or wrong password.")
+		return
+	}
+	if err != nil {
+		h.internalError(w, r, "check password", err)
+		return
+	}
+	var current *storage.Session
+	if s, err := h.Login.Session(r.Context(), h.sessionCookie(r)); err == nil {
+		current = &s
+	}
+	sess, cookie, err := h.Login.StartSession(r.Context(), current, u)
+	if err != nil {
+		h.internalError(w, r, "start session", err)
+		return
+	}
+	if cookie != "" {
+		http.SetCookie(w, &http.Cookie{Name: provider.SessionCookie, Value: cookie, Path: h.cookiePath,
+			HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteLaxMode})
+	}
+	h.complete(w, r, a, sess)
+}
+
+// complete marks the request authenticated and sends the browser to the
+// library's callback, which issues the code.
+func (h *openIDRoutes) complete(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, s storage.Session) {
+	if err := h.Login.Complete(r.Context(), a.ID, s); err != nil {
+		h.internalError(w, r, "complete auth request", err)
+		return
+	}
+	http.Redirect(w, r, h.Issuer+"/authorize/callback?id="+url.QueryEscape(a.ID), http.StatusFound)
+}
+
+// authRequest loads a pending request or shows the user why it is gone.
+func (h *openIDRoutes) authRequest(w http.ResponseWriter, r *http.Request, id string) (storage.AuthRequest, bool) {
+	a, err := h.Login.Store.AuthRequestByID(r.Context(), id)
+	if err == nil && a.Consumed {
+		err = storage.ErrNotFound
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || id == "":
+		errorPage(w, http.StatusNotFound, "This sign-in link has expired",
+			"Sign-in links work for a limited time and only once. Go back to the application and start signing in again.")
+		return storage.AuthRequest{}, false
+	case err != nil:
+		h.internalError(w, r, "load auth request", err)
+		return storage.AuthRequest{}, false
+	}
+	return a, true
+}
+
+func (h *openIDRoutes) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	h.Login.Logger.Error(what, "err", err, "request_id", w.Header().Get(requestIDHeader))
+	errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now",
+		"Something went wrong on our side. Wait a moment and try again; if it keeps failing, tell the site's administrators the reference below.")
+}
+
+func (h *openIDRoutes) sessionCookie(r *http.Request) string {
+	c, err := r.Cookie(provider.SessionCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// csrfToken returns the browser's double-submit token, setting it first
+// when the browser has none.
+func (h *openIDRoutes) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
+		return c.Value
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	token := base64.RawURLEncoding.EncodeToString(b)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: h.cookiePath,
+		HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteStrictMode})
+	return token
+}
+
+// csrfValid requires the form's token to equal the cookie's: another site
+// can make a browser send the cookie but cannot read it to fill the form.
+func (h *openIDRoutes) csrfValid(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	form := r.PostForm.Get("csrf")
+	return err == nil && len(c.Value) >= 32 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(form)) == 1
+}
+
+// endSession passes the browser's session to the library's RP-initiated
+// logout and forgets the session cookie.
+func (h *openIDRoutes) endSession(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if s, err := h.Login.Session(ctx, h.sessionCookie(r)); err == nil {
+		ctx = provider.WithBrowserSession(ctx, s.ID)
+	}
+	http.SetCookie(w, &http.Cookie{Name: provider.SessionCookie, Value: "", Path: h.cookiePath, MaxAge: -1,
+		HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteLaxMode})
+	h.OP.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (h *openIDRoutes) loggedOut(w http.ResponseWriter, r *http.Request) {
+	render(w, http.StatusOK, "message.html", message{Title: "You are signed out",
+		Text: "You have been signed out. You can close this window."})
+}
+
