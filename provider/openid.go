@@ -401,10 +401,10 @@ func (o *OpenID) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm
 // publicKey adapts a published key to op.Key.
 type publicKey struct{ k jose.JSONWebKey }
 
-func (p publicKey) ID() string                                  { return p.k.KeyID }
-func (p publicKey) Algorithm() jose.SignatureAlgorithm          { return jose.RS256 }
-func (p publicKey) Use() string                                 { return "sig" }
-func (p publicKey) Key() any                                    { return p.k.Key }
+func (p publicKey) ID() string                         { return p.k.KeyID }
+func (p publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (p publicKey) Use() string                        { return "sig" }
+func (p publicKey) Key() any                           { return p.k.Key }
 
 // KeySet returns the published keys (to verify id_token_hint).
 func (o *OpenID) KeySet(context.Context) ([]op.Key, error) {

@@ -251,4 +251,3 @@ func (h *openIDRoutes) loggedOut(w http.ResponseWriter, r *http.Request) {
 	render(w, http.StatusOK, "message.html", message{Title: "You are signed out",
 		Text: "You have been signed out. You can close this window."})
 }
-

@@ -124,7 +124,7 @@ func defaultConfig() Config {
 			RefreshTokenLifetime: provider.DefaultLifetimes.RefreshToken,
 		},
 		Sessions: SessionsConfig{Lifetime: provider.DefaultLifetimes.Session},
-		Log:    LogConfig{Level: "info", Format: "text"},
+		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -313,9 +313,9 @@ func (c *Config) validate() []string {
 		add("keys.refresh_interval: %v; use between 100ms and 1h, like 5s", c.Keys.RefreshInterval)
 	}
 	for _, d := range []struct {
-		key           string
+		key            string
 		v, least, most time.Duration
-		example       string
+		example        string
 	}{
 		{"tokens.id_token_lifetime", c.Tokens.IDTokenLifetime, time.Minute, 24 * time.Hour, "1h"},
 		{"tokens.access_token_lifetime", c.Tokens.AccessTokenLifetime, time.Minute, 24 * time.Hour, "1h"},
