@@ -19,6 +19,7 @@ run: build
 ## test: the whole suite with the race detector, on SQLite and on PostgreSQL
 ## (MXIDP_TEST_POSTGRES, or a throwaway cluster started here)
 test:
+	.ci/deps
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/gotest
 
 ## bench: Go benchmarks (JWKS beside a plain handler, password hash cost)

@@ -13,7 +13,7 @@ import (
 
 func (a *app) userCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "user", Short: "Manage mxidp's own users"})
-	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(),
+	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetGroupsCommand(),
 		a.userSimpleCommand("disable", "Stop a user from logging in", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
 			return acc.SetDisabled(cmd.Context(), name, true)
 		}),
@@ -30,6 +30,7 @@ func (a *app) userCommand() *cobra.Command {
 func (a *app) userAddCommand() *cobra.Command {
 	var nu provider.NewUser
 	var fromStdin bool
+	var groups []string
 	cmd := &cobra.Command{
 		Use:   "add USERNAME",
 		Short: "Create a user; without --password-stdin a password is generated and printed once",
@@ -41,9 +42,15 @@ func (a *app) userAddCommand() *cobra.Command {
 				return err
 			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
-				u, err := a.accounts(c, s).AddUser(cmd.Context(), nu)
+				acc := a.accounts(c, s)
+				u, err := acc.AddUser(cmd.Context(), nu)
 				if err != nil {
 					return err
+				}
+				if len(groups) > 0 {
+					if err := acc.SetGroups(cmd.Context(), u.Username, groups); err != nil {
+						return err
+					}
 				}
 				fmt.Fprintf(a.stdout, "created user %s (@%s:%s, id %s)\n", u.Username, u.Username, c.Matrix.ServerName, u.ID)
 				if !fromStdin {
@@ -55,6 +62,7 @@ func (a *app) userAddCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&nu.Email, "email", "", "e-mail address (counts as verified)")
 	cmd.Flags().StringVar(&nu.DisplayName, "name", "", "display name")
+	cmd.Flags().StringArrayVar(&groups, "group", nil, "group membership, for the groups claim (repeatable)")
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
 	return cmd
 }
@@ -84,6 +92,23 @@ func (a *app) userPasswdCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
 	return cmd
+}
+
+func (a *app) userSetGroupsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-groups USERNAME [GROUP ...]",
+		Short: "Replace a user's groups (the groups claim); no GROUP clears them",
+		Args:  args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				if err := a.accounts(c, s).SetGroups(cmd.Context(), argv[0], argv[1:]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "user %s: %d group(s)\n", argv[0], len(argv)-1)
+				return nil
+			})
+		},
+	}
 }
 
 func (a *app) userSimpleCommand(verb, short string, do func(*provider.Accounts, *cobra.Command, string) error) *cobra.Command {
