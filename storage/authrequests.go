@@ -66,7 +66,10 @@ func scanAuthRequest(row interface{ Scan(...any) error }) (AuthRequest, error) {
 	if authTime != 0 {
 		a.AuthTime = fromUnix(authTime)
 	}
-	a.CodeExpiresAt, a.CreatedAt, a.ExpiresAt = fromUnix(codeExp), fromUnix(created), fromUnix(expires)
+	if codeExp != 0 { // 0: no code issued yet
+		a.CodeExpiresAt = fromUnix(codeExp)
+	}
+	a.CreatedAt, a.ExpiresAt = fromUnix(created), fromUnix(expires)
 	return a, nil
 }
 
