@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -144,6 +145,24 @@ func (d *deployment) start(args ...string) *server {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startOnFreePort starts an instance whose issuer is the URL clients use:
+// http://127.0.0.1:PORT on a free port, chosen at the deployment's first
+// start and kept for later ones, so that a restart serves the same issuer.
+func (d *deployment) startOnFreePort(args ...string) *server {
+	d.t.Helper()
+	if d.env["MXIDP_LISTEN"] == "127.0.0.1:0" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		d.env["MXIDP_LISTEN"] = addr
+		d.env["MXIDP_ISSUER"] = "http://" + addr
+	}
+	return d.start(args...)
 }
 
 func (s *server) get(path string) (int, []byte) {
