@@ -1,0 +1,170 @@
+package main
+
+// End-to-end test with the relying-party library Synapse itself uses:
+// testdata/authlib_rp.py drives a started mxidp with Debian's
+// python3-authlib, making Synapse's calls in Synapse's order
+// (synapse-oidc.md §2-§7), once per client authentication method, on every
+// storage backend.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mxidp/mxidp/storage/storagetest"
+)
+
+// authlibPython is Debian's interpreter: python3-authlib is installed for
+// it, not for whatever python3 comes first on PATH.
+const authlibPython = "/usr/bin/python3"
+
+// authlibVersion returns the authlib that authlibPython imports. Without
+// one the test fails where the suite must be complete (make test and CI set
+// MXIDP_TEST_POSTGRES_REQUIRED=1) and is skipped elsewhere.
+func authlibVersion(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(authlibPython, "-c", "import authlib, requests; print(authlib.__version__)").CombinedOutput()
+	if err != nil {
+		msg := fmt.Sprintf("%s cannot import authlib and requests (%v: %s); install them with: apt-get install python3-authlib python3-requests",
+			authlibPython, err, strings.TrimSpace(string(out)))
+		if os.Getenv("MXIDP_TEST_POSTGRES_REQUIRED") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// authlibFreeAddr returns a loopback address nothing listens on.
+func authlibFreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// authlibChecks are the lines the script prints when mxidp passes; two
+// more name the client authentication method.
+var authlibChecks = []string{
+	"D1 discovery is 200 JSON",
+	"D2 discovered issuer equals the configured issuer",
+	"D3 validate_issuer",
+	"D3 validate_authorization_endpoint",
+	"D3 validate_token_endpoint",
+	"D5 validate_token_endpoint_auth_methods_supported",
+	"D6 validate_code_challenge_methods_supported",
+	"D6 code_challenge_methods_supported has S256",
+	"D4 validate_response_types_supported",
+	"D4 response_types_supported has code",
+	"D3 validate_jwks_uri",
+	"D3 userinfo_endpoint present",
+	"D3 userinfo_endpoint secure transport",
+	"D9 JWKS",
+	"A1 state/nonce/verifier like Synapse's",
+	"A1 authorization reaches the login form",
+	"A1 login redirects to the callback",
+	"A1 callback carries code and state",
+	"I1-I3 ID token accepted by authlib CodeIDToken (user_profile_method: auto)",
+	"I4 ID token accepted with at_hash checked (user_profile_method: userinfo_endpoint)",
+	"I1 header alg RS256 and kid in the JWKS",
+	"D7 id_token_signing_alg_values_supported has RS256",
+	"I2 iss, sub, aud, azp, exp, iat",
+	"I7 auth_time, amr, nbf types",
+	"I5 ID token carries the claims Synapse maps",
+	"I6 sid is a non-empty string",
+	"U1 userinfo with the Bearer token",
+	"U2 userinfo refuses a bad token with 401",
+}
+
+func TestAuthlibRelyingPartySignsInLikeSynapseWithBasicAndPost(t *testing.T) {
+	version := authlibVersion(t)
+	t.Logf("authlib %s", version)
+	const password = "alicepassword"
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			d := newDeployment(t, backend)
+			s := d.startOnFreePort()
+			issuer := d.env["MXIDP_ISSUER"]
+			if s.url != issuer {
+				t.Fatalf("mxidp listens on %s but its issuer is %s", s.url, issuer)
+			}
+			c := &cli{t: t, env: d.env}
+			c.must(password+"\n", "user", "add", "alice", "--password-stdin", "--email", "alice@example.org", "--name", "Alice Liddell")
+			// Synapse's callback, on a port where nothing listens: the
+			// script stops when the OP sends the browser there.
+			redirectURI := "http://" + authlibFreeAddr(t) + "/_synapse/client/oidc/callback"
+			// Registered as the README tells operators to register Synapse.
+			out := c.must("", "client", "add", "synapse", "--skip-consent", "--redirect-uri", redirectURI)
+			secret := ""
+			for _, line := range strings.Split(out, "\n") {
+				if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
+					secret = strings.TrimSpace(v)
+				}
+			}
+			if secret == "" {
+				t.Fatalf("client add printed no secret: %q", out)
+			}
+
+			for _, method := range []string{"basic", "post"} {
+				t.Run(method, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					cmd := exec.CommandContext(ctx, authlibPython, "testdata/authlib_rp.py",
+						"--issuer", issuer, "--client-id", "synapse", "--redirect-uri", redirectURI,
+						"--username", "alice", "--auth-method", method,
+						"--email", "alice@example.org", "--name", "Alice Liddell")
+					for _, kv := range os.Environ() {
+						// Another interpreter's settings must not leak into Debian's.
+						if !strings.HasPrefix(kv, "PYTHONHOME=") && !strings.HasPrefix(kv, "PYTHONPATH=") {
+							cmd.Env = append(cmd.Env, kv)
+						}
+					}
+					cmd.Env = append(cmd.Env,
+						// authlib accepts only https (and http://localhost:)
+						// endpoints otherwise; the test issuer is http://127.0.0.1.
+						"AUTHLIB_INSECURE_TRANSPORT=1",
+						"AUTHLIB_RP_CLIENT_SECRET="+secret,
+						"AUTHLIB_RP_PASSWORD="+password)
+					outB, err := cmd.CombinedOutput()
+					out := string(outB)
+					t.Logf("authlib_rp.py --auth-method %s:\n%s", method, out)
+					if err != nil {
+						t.Fatalf("authlib_rp.py failed (%v); mxidp log:\n%s", err, s.stderr)
+					}
+					checks := append(slices.Clip(authlibChecks),
+						"D5 token_endpoint_auth_methods_supported has client_secret_basic",
+						"T1 token request (client_secret_basic)")
+					if method == "post" {
+						checks = append(slices.Clip(authlibChecks),
+							"D5 token_endpoint_auth_methods_supported has client_secret_post",
+							"T2 token request (client_secret_post)")
+					}
+					lines := strings.Split(out, "\n")
+					for _, check := range checks {
+						found := false
+						for _, l := range lines {
+							if l == "OK "+check {
+								found = true
+							}
+						}
+						if !found {
+							t.Errorf("missing %q", "OK "+check)
+						}
+					}
+					if !strings.Contains(out, "\nPASS\n") {
+						t.Error("the script did not print PASS")
+					}
+				})
+			}
+		})
+	}
+}
