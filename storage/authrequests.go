@@ -84,7 +84,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a AuthRequest) error {
 	if a.MaxAge != nil {
 		maxAge = *a.MaxAge
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes, state, nonce,
+	_, err := s.exec(ctx, nil, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes, state, nonce,
 		response_type, response_mode, code_challenge, code_challenge_method, prompt, max_age, login_hint, ui_locales,
 		user_id, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
@@ -109,7 +109,7 @@ func (s *Store) AuthRequestByCodeHash(ctx context.Context, codeHash string) (Aut
 
 // CompleteAuthRequest records who logged in for a pending request.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID, sessionID string, authTime time.Time, amr []string) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET user_id = $2, session_id = $3, auth_time = $4, amr = $5, done = TRUE
+	res, err := s.exec(ctx, nil, `UPDATE auth_requests SET user_id = $2, session_id = $3, auth_time = $4, amr = $5, done = TRUE
 		WHERE id = $1 AND NOT consumed AND expires_at > $6`,
 		id, userID, sessionID, unix(authTime), joinList(amr), unix(s.now()))
 	return oneRow(res, err, "complete auth request")
@@ -118,7 +118,7 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID, sessionID s
 // SaveAuthCode stores the hash of the code issued for a completed request.
 // A request whose code was exchanged gets no new one.
 func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expires time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE auth_requests SET code_hash = $2, code_expires_at = $3
+	res, err := s.exec(ctx, nil, `UPDATE auth_requests SET code_hash = $2, code_expires_at = $3
 		WHERE id = $1 AND done AND NOT consumed AND expires_at > $4`, id, codeHash, unix(expires), unix(s.now()))
 	return oneRow(res, err, "save auth code")
 }

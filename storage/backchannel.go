@@ -27,7 +27,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 	now := s.now()
 	var out []Delivery
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, client_id, uri, subject, session_id, attempts, created_at
+		rows, err := s.query(ctx, tx, `SELECT id, client_id, uri, subject, session_id, attempts, created_at
 			FROM backchannel_queue WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`+s.dialect.skipLocked,
 			unix(now), limit)
 		if err != nil {
@@ -48,7 +48,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 			return err
 		}
 		for _, d := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE backchannel_queue SET next_attempt_at = $2 WHERE id = $1`,
+			if _, err := s.exec(ctx, tx, `UPDATE backchannel_queue SET next_attempt_at = $2 WHERE id = $1`,
 				d.ID, unix(now.Add(lease))); err != nil {
 				return err
 			}
@@ -63,13 +63,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 
 // DeliveryDone removes a delivered (or abandoned) notice.
 func (s *Store) DeliveryDone(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM backchannel_queue WHERE id = $1`, id)
+	_, err := s.exec(ctx, nil, `DELETE FROM backchannel_queue WHERE id = $1`, id)
 	return err
 }
 
 // DeliveryFailed records a failed attempt and when to try again.
 func (s *Store) DeliveryFailed(ctx context.Context, id string, next time.Time, reason string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE backchannel_queue SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
+	_, err := s.exec(ctx, nil, `UPDATE backchannel_queue SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3
 		WHERE id = $1`, id, unix(next), reason)
 	return err
 }
@@ -77,6 +77,6 @@ func (s *Store) DeliveryFailed(ctx context.Context, id string, next time.Time, r
 // PendingDeliveries counts queued notices (for tests and metrics).
 func (s *Store) PendingDeliveries(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM backchannel_queue`).Scan(&n)
+	err := s.queryRow(ctx, nil, `SELECT COUNT(*) FROM backchannel_queue`).Scan(&n)
 	return n, err
 }

@@ -79,7 +79,7 @@ func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 	if err != nil {
 		return Client{}, err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO clients (`+clientColumns+`)
+	_, err = s.exec(ctx, nil, `INSERT INTO clients (`+clientColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
 	if err != nil {
 		return Client{}, s.wrapWrite(err, fmt.Sprintf("create client %q", c.ID))
@@ -89,7 +89,7 @@ func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 
 // ClientByID returns the client with this ID, or ErrNotFound.
 func (s *Store) ClientByID(ctx context.Context, id string) (Client, error) {
-	c, err := scanClient(s.db.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
+	c, err := scanClient(s.queryRow(ctx, nil, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Client{}, fmt.Errorf("load client %q: %w", id, err)
 	}
@@ -98,7 +98,7 @@ func (s *Store) ClientByID(ctx context.Context, id string) (Client, error) {
 
 // ListClients returns every client, ordered by ID.
 func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	rows, err := s.query(ctx, nil, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
@@ -119,7 +119,7 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client) error) (Client, error) {
 	var out Client
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		c, err := scanClient(tx.QueryRowContext(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`+s.dialect.forUpdate, id))
+		c, err := scanClient(s.queryRow(ctx, tx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`+s.dialect.forUpdate, id))
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 		}
 		// args ends with created_at, updated_at; created_at never changes.
 		args = append(args[:7], unix(c.UpdatedAt))
-		_, err = tx.ExecContext(ctx, `UPDATE clients SET secret_hash = $2, public = $3, redirect_uris = $4,
+		_, err = s.exec(ctx, tx, `UPDATE clients SET secret_hash = $2, public = $3, redirect_uris = $4,
 			post_logout_redirect_uris = $5, skip_consent = $6, backchannel_logout_uri = $7, updated_at = $8
 			WHERE id = $1`, args...)
 		if err != nil {

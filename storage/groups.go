@@ -8,7 +8,7 @@ import (
 
 // UserGroups returns the groups a builtin user belongs to, sorted.
 func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name`, userID)
+	rows, err := s.query(ctx, nil, `SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("load groups: %w", err)
 	}
@@ -27,11 +27,11 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 // SetUserGroups replaces a user's group memberships.
 func (s *Store) SetUserGroups(ctx context.Context, userID string, groups []string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM user_groups WHERE user_id = $1`, userID); err != nil {
+		if _, err := s.exec(ctx, tx, `DELETE FROM user_groups WHERE user_id = $1`, userID); err != nil {
 			return err
 		}
 		for _, g := range groups {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2)
+			if _, err := s.exec(ctx, tx, `INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2)
 				ON CONFLICT (user_id, group_name) DO NOTHING`, userID, g); err != nil {
 				return fmt.Errorf("set groups: %w", err)
 			}

@@ -22,7 +22,7 @@ type SigningKey struct {
 // every change of its keys. Instances poll it to notice a rotation.
 func (s *Store) KeyRingVersion(ctx context.Context) (int64, error) {
 	var v int64
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM key_ring WHERE id = 1`).Scan(&v)
+	err := s.queryRow(ctx, nil, `SELECT version FROM key_ring WHERE id = 1`).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("read key ring version: %w", err)
 	}
@@ -37,10 +37,10 @@ func (s *Store) KeyRing(ctx context.Context) (int64, []SigningKey, error) {
 	// A read-only snapshot would do on PostgreSQL; a plain transaction is
 	// the form both dialects share.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT version FROM key_ring WHERE id = 1`).Scan(&version); err != nil {
+		if err := s.queryRow(ctx, tx, `SELECT version FROM key_ring WHERE id = 1`).Scan(&version); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT kid, algorithm, public_jwk, private_sealed, created_at, sign_from
+		rows, err := s.query(ctx, tx, `SELECT kid, algorithm, public_jwk, private_sealed, created_at, sign_from
 			FROM signing_keys ORDER BY sign_from, kid`)
 		if err != nil {
 			return err
@@ -69,7 +69,7 @@ func (s *Store) KeyRing(ctx context.Context) (int64, []SigningKey, error) {
 // ErrConflict. It returns the new version.
 func (s *Store) ChangeKeyRing(ctx context.Context, expected int64, add SigningKey, remove []string) (int64, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE key_ring SET version = version + 1 WHERE id = 1 AND version = $1`, expected)
+		res, err := s.exec(ctx, tx, `UPDATE key_ring SET version = version + 1 WHERE id = 1 AND version = $1`, expected)
 		if err != nil {
 			return err
 		}
@@ -79,11 +79,11 @@ func (s *Store) ChangeKeyRing(ctx context.Context, expected int64, add SigningKe
 			return ErrConflict
 		}
 		for _, kid := range remove {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE kid = $1`, kid); err != nil {
+			if _, err := s.exec(ctx, tx, `DELETE FROM signing_keys WHERE kid = $1`, kid); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, algorithm, public_jwk, private_sealed, created_at, sign_from)
+		_, err = s.exec(ctx, tx, `INSERT INTO signing_keys (kid, algorithm, public_jwk, private_sealed, created_at, sign_from)
 			VALUES ($1, $2, $3, $4, $5, $6)`,
 			add.ID, add.Algorithm, add.PublicJWK, add.PrivateSealed, unix(add.CreatedAt), unix(add.SignFrom))
 		return s.wrapWrite(err, "add signing key")

@@ -22,7 +22,7 @@ type Session struct {
 
 // CreateSession stores a new browser session.
 func (s *Store) CreateSession(ctx context.Context, sess Session) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id, token_hash, user_id, auth_time, created_at, expires_at)
+	_, err := s.exec(ctx, nil, `INSERT INTO sessions (id, token_hash, user_id, auth_time, created_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`,
 		sess.ID, sess.TokenHash, sess.UserID, unix(sess.AuthTime), unix(sess.CreatedAt), unix(sess.ExpiresAt))
 	return s.wrapWrite(err, "create session")
@@ -41,7 +41,7 @@ func (s *Store) SessionByID(ctx context.Context, id string) (Session, error) {
 func (s *Store) sessionWhere(ctx context.Context, cond, arg string) (Session, error) {
 	var sess Session
 	var authTime, created, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, token_hash, user_id, auth_time, created_at, expires_at
+	err := s.queryRow(ctx, nil, `SELECT id, token_hash, user_id, auth_time, created_at, expires_at
 		FROM sessions WHERE `+cond+` AND expires_at > $2`, arg, unix(s.now())).
 		Scan(&sess.ID, &sess.TokenHash, &sess.UserID, &authTime, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -73,7 +73,7 @@ func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]
 	}
 	var ended []EndedSession
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, user_id FROM sessions WHERE `+column+` = $1`+s.dialect.forUpdate, key)
+		rows, err := s.query(ctx, tx, `SELECT id, user_id FROM sessions WHERE `+column+` = $1`+s.dialect.forUpdate, key)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]
 		now := unix(s.now())
 		for _, e := range ended {
 			// One notice per client of the session with a back-channel URI.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO backchannel_queue (id, client_id, uri, subject, session_id, next_attempt_at, created_at)
+			if _, err := s.exec(ctx, tx, `INSERT INTO backchannel_queue (id, client_id, uri, subject, session_id, next_attempt_at, created_at)
 				SELECT $1 || '-' || c.id, c.id, c.backchannel_logout_uri, sc.user_id, sc.session_id, $2, $2
 				FROM session_clients sc JOIN clients c ON c.id = sc.client_id
 				WHERE sc.session_id = $3 AND c.backchannel_logout_uri <> ''`, randomID(), now, e.ID); err != nil {
@@ -103,13 +103,13 @@ func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]
 				`DELETE FROM session_clients WHERE session_id = $1`,
 				`DELETE FROM sessions WHERE id = $1`,
 			} {
-				if _, err := tx.ExecContext(ctx, stmt, e.ID); err != nil {
+				if _, err := s.exec(ctx, tx, stmt, e.ID); err != nil {
 					return err
 				}
 			}
 		}
 		if !bySession {
-			_, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked = TRUE WHERE user_id = $1`, key)
+			_, err := s.exec(ctx, tx, `UPDATE tokens SET revoked = TRUE WHERE user_id = $1`, key)
 			return err
 		}
 		return nil
@@ -122,6 +122,6 @@ func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]
 
 // TouchSession records a new authentication time for a session.
 func (s *Store) TouchSession(ctx context.Context, id string, authTime time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET auth_time = $2 WHERE id = $1`, id, unix(authTime))
+	res, err := s.exec(ctx, nil, `UPDATE sessions SET auth_time = $2 WHERE id = $1`, id, unix(authTime))
 	return oneRow(res, err, "touch session")
 }

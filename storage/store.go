@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mxidp/mxidp/migrations"
@@ -41,6 +42,7 @@ type Store struct {
 	dialect dialect
 	now     func() time.Time
 	log     *slog.Logger
+	stmts   sync.Map // query text → *sql.Stmt
 }
 
 // Open connects to the database a URL names (sqlite://PATH or
@@ -66,8 +68,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return &Store{db: db, dialect: d, now: opts.Now, log: opts.Logger}, nil
 }
 
-// Close releases the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close releases the prepared statements and the connection pool.
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
 // Dialect names the database behind the store: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect.name }
@@ -137,6 +145,60 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	return nil
 }
+
+// Every query goes through a prepared statement kept for the life of the
+// store: SQLite otherwise compiles the SQL text again on every call, which
+// was most of the database's CPU per login. The set of query texts is
+// fixed by the code, so the cache stays small.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	st, ok := s.stmts.Load(query)
+	if !ok {
+		prepared, err := s.db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		if st, ok = s.stmts.LoadOrStore(query, prepared); ok {
+			prepared.Close() // another goroutine prepared it first
+		}
+	}
+	if tx != nil {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	return st.(*sql.Stmt), nil
+}
+
+// queryRow, query and exec run a query through its prepared statement,
+// inside tx when tx is not nil.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) rowScanner {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// rowScanner is a *sql.Row, or the error of preparing one.
+type rowScanner interface{ Scan(...any) error }
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
 
 // wrapWrite turns a driver's unique-constraint error into ErrAlreadyExists.
 func (s *Store) wrapWrite(err error, what string) error {

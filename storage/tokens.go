@@ -61,13 +61,13 @@ func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 
 // TokenByID returns a token by its ID, whatever its state.
 func (s *Store) TokenByID(ctx context.Context, id string) (Token, error) {
-	return scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
+	return scanToken(s.queryRow(ctx, nil, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
 }
 
 // TokenByHash returns a refresh token by the hash of its value, whatever
 // its state.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (Token, error) {
-	return scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
+	return scanToken(s.queryRow(ctx, nil, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
 }
 
 // Issue is one issuance of tokens, stored atomically.
@@ -89,14 +89,14 @@ func (s *Store) IssueTokens(ctx context.Context, is Issue) error {
 	now := unix(s.now())
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if is.ConsumeAuthRequest != "" {
-			res, err := tx.ExecContext(ctx, `UPDATE auth_requests SET consumed = TRUE
+			res, err := s.exec(ctx, tx, `UPDATE auth_requests SET consumed = TRUE
 				WHERE id = $1 AND done AND NOT consumed AND code_expires_at > $2`, is.ConsumeAuthRequest, now)
 			if err := casResult(res, err); err != nil {
 				return err
 			}
 		}
 		if is.RotateRefreshHash != "" {
-			res, err := tx.ExecContext(ctx, `UPDATE tokens SET rotated = TRUE
+			res, err := s.exec(ctx, tx, `UPDATE tokens SET rotated = TRUE
 				WHERE hash = $1 AND kind = 'refresh' AND NOT rotated AND NOT revoked AND expires_at > $2`, is.RotateRefreshHash, now)
 			if err := casResult(res, err); err != nil {
 				return err
@@ -107,7 +107,7 @@ func (s *Store) IssueTokens(ctx context.Context, is Issue) error {
 			if t.Hash != "" {
 				hash = t.Hash
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, kind, hash, family_id, client_id, user_id, session_id,
+			if _, err := s.exec(ctx, tx, `INSERT INTO tokens (id, kind, hash, family_id, client_id, user_id, session_id,
 				scopes, audience, auth_time, amr, created_at, expires_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 				t.ID, t.Kind, hash, t.FamilyID, t.ClientID, t.UserID, t.SessionID, joinList(t.Scopes), joinList(t.Audience),
@@ -115,7 +115,7 @@ func (s *Store) IssueTokens(ctx context.Context, is Issue) error {
 				return s.wrapWrite(err, "store token")
 			}
 			if t.SessionID != "" {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO session_clients (session_id, client_id, user_id)
+				if _, err := s.exec(ctx, tx, `INSERT INTO session_clients (session_id, client_id, user_id)
 					VALUES ($1, $2, $3) ON CONFLICT (session_id, client_id) DO NOTHING`, t.SessionID, t.ClientID, t.UserID); err != nil {
 					return fmt.Errorf("record session client: %w", err)
 				}
@@ -139,7 +139,7 @@ func casResult(res sql.Result, err error) error {
 
 // RevokeFamily revokes every token descended from one code.
 func (s *Store) RevokeFamily(ctx context.Context, familyID string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = TRUE WHERE family_id = $1`, familyID)
+	_, err := s.exec(ctx, nil, `UPDATE tokens SET revoked = TRUE WHERE family_id = $1`, familyID)
 	if err != nil {
 		return fmt.Errorf("revoke token family: %w", err)
 	}
@@ -148,7 +148,7 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string) error {
 
 // RevokeToken revokes one token by ID.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked = TRUE WHERE id = $1`, id)
+	_, err := s.exec(ctx, nil, `UPDATE tokens SET revoked = TRUE WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
@@ -177,7 +177,7 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 		{`DELETE FROM sessions WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM session_clients WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = session_clients.session_id)`, nil},
 	} {
-		res, err := s.db.ExecContext(ctx, q.stmt, q.args...)
+		res, err := s.exec(ctx, nil, q.stmt, q.args...)
 		if err != nil {
 			return total, fmt.Errorf("purge: %w", err)
 		}

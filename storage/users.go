@@ -43,7 +43,7 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
 	now := s.now()
 	u.CreatedAt, u.UpdatedAt = now.UTC().Truncate(time.Second), now.UTC().Truncate(time.Second)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO users (`+userColumns+`)
+	_, err := s.exec(ctx, nil, `INSERT INTO users (`+userColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.PasswordHash, u.Disabled,
 		unix(now), unix(now))
@@ -73,7 +73,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 }
 
 func (s *Store) userWhere(ctx context.Context, cond string, arg any) (User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE `+cond, arg))
+	u, err := scanUser(s.queryRow(ctx, nil, `SELECT `+userColumns+` FROM users WHERE `+cond, arg))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, fmt.Errorf("load user: %w", err)
 	}
@@ -82,7 +82,7 @@ func (s *Store) userWhere(ctx context.Context, cond string, arg any) (User, erro
 
 // ListUsers returns every user, ordered by username.
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
+	rows, err := s.query(ctx, nil, `SELECT `+userColumns+` FROM users ORDER BY username`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -101,7 +101,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 // CountUsers returns how many users exist.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n)
+	err := s.queryRow(ctx, nil, `SELECT COUNT(*) FROM users`).Scan(&n)
 	return n, err
 }
 
@@ -111,7 +111,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) error) (User, error) {
 	var out User
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		u, err := scanUser(tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`+s.dialect.forUpdate, id))
+		u, err := scanUser(s.queryRow(ctx, tx, `SELECT `+userColumns+` FROM users WHERE id = $1`+s.dialect.forUpdate, id))
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 		}
 		u.ID = id
 		u.UpdatedAt = s.now().UTC().Truncate(time.Second)
-		_, err = tx.ExecContext(ctx, `UPDATE users SET username = $2, email = $3, email_verified = $4,
+		_, err = s.exec(ctx, tx, `UPDATE users SET username = $2, email = $3, email_verified = $4,
 			display_name = $5, password_hash = $6, disabled = $7, updated_at = $8 WHERE id = $1`,
 			u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.PasswordHash, u.Disabled, unix(u.UpdatedAt))
 		if err != nil {
@@ -135,14 +135,14 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 // DeleteUser removes the user with this ID and their group memberships,
 // or reports ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM user_groups WHERE user_id = $1`, id); err != nil {
+	if _, err := s.exec(ctx, nil, `DELETE FROM user_groups WHERE user_id = $1`, id); err != nil {
 		return fmt.Errorf("delete user groups: %w", err)
 	}
 	return s.deleteWhere(ctx, "users", "id", id)
 }
 
 func (s *Store) deleteWhere(ctx context.Context, table, column, value string) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+column+` = $1`, value)
+	res, err := s.exec(ctx, nil, `DELETE FROM `+table+` WHERE `+column+` = $1`, value)
 	if err != nil {
 		return fmt.Errorf("delete from %s: %w", table, err)
 	}

@@ -28,7 +28,7 @@ func newCLI(t *testing.T, backend string) *cli {
 // testEnv configures mxidp through its environment for one test: a new
 // database of the backend, a private secret key file, and a cheap password
 // hash; extraYAML adds options.
-func testEnv(t *testing.T, backend, extraYAML string) map[string]string {
+func testEnv(t testing.TB, backend, extraYAML string) map[string]string {
 	return map[string]string{
 		"MXIDP_DATABASE":        storagetest.URL(t, backend),
 		"MXIDP_SECRET_KEY_FILE": filepath.Join(t.TempDir(), "secret.key"),

@@ -13,7 +13,7 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-func writeConfig(t *testing.T, yaml string) string {
+func writeConfig(t testing.TB, yaml string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mxidp.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {

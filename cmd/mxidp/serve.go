@@ -44,60 +44,15 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 	}
 	log := a.logger(c)
 	slog.SetDefault(log) // zitadel/oidc logs through the default logger
-	if c.Users.Source == "platform" {
-		return errors.New("users.source: platform is not available in this version yet; use builtin")
-	}
-
-	secret, created, err := keys.LoadOrCreateSecret(c.SecretKeyFile)
+	svc, err := a.newService(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	if created {
-		log.Info("created secret key file; give every instance of this deployment the same file", "path", c.SecretKeyFile)
-	} else if fi, err := os.Stat(c.SecretKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("secret key file is readable by other users; chmod 600 it", "path", c.SecretKeyFile, "mode", fi.Mode().Perm().String())
-	}
-	sealer, err := keys.NewSealer(secret, "signing keys")
-	if err != nil {
-		return err
-	}
-
-	store, err := a.openStore(ctx, c, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	ring := keys.NewRing(store, sealer, ringConfig(c, log))
-	if err := ring.Ensure(ctx); err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
-	if k, err := ring.SigningKey(); err == nil {
-		log.Info("signing key loaded", "kid", k.ID, "published_keys", len(ring.Published()))
-	}
-	go ring.Run(ctx, c.Keys.RefreshInterval)
-
-	lifetimes := provider.DefaultLifetimes
-	lifetimes.IDToken, lifetimes.AccessToken = c.Tokens.IDTokenLifetime, c.Tokens.AccessTokenLifetime
-	lifetimes.RefreshToken, lifetimes.Session = c.Tokens.RefreshTokenLifetime, c.Sessions.Lifetime
-	backchannel := &provider.Backchannel{Store: store, Ring: ring, Issuer: c.Issuer,
-		Client: &http.Client{Timeout: 10 * time.Second}, Logger: log}
-	openID := &provider.OpenID{Store: store, Ring: ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log, LoggedOut: backchannel.Wake}
-	login := &provider.Login{Store: store, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
-	op, err := provider.NewOP(openID, secret)
-	if err != nil {
-		return fmt.Errorf("openid provider: %w", err)
-	}
-	discovery, err := provider.Discovery(op, openID)
-	if err != nil {
-		return err
-	}
-	// Notices queued by the command line or other instances are found by polling.
-	go backchannel.Run(ctx, 2*time.Second)
-	go purgeExpired(ctx, store, log)
+	defer svc.store.Close()
+	svc.runBackground(ctx)
 
 	if demo {
-		if err := a.createDemoUser(ctx, c, store); err != nil {
+		if err := a.createDemoUser(ctx, c, svc.store); err != nil {
 			return err
 		}
 	}
@@ -106,17 +61,92 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another process using it? set listen or MXIDP_LISTEN)", c.Listen, err)
 	}
-	log.Info("mxidp serving", "issuer", c.Issuer, "listen", l.Addr().String(), "database", store.Dialect(), "server_name", c.Matrix.ServerName)
+	log.Info("mxidp serving", "issuer", c.Issuer, "listen", l.Addr().String(), "database", svc.store.Dialect(), "server_name", c.Matrix.ServerName)
 	fmt.Fprintf(a.stdout, "mxidp: issuer %s, listening on %s\n", c.Issuer, l.Addr())
-
-	h := web.NewHandler(web.Deps{DB: store, Keys: ring, Logger: log, OpenID: &web.OpenID{
-		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
-	}})
-	if err := web.Serve(ctx, l, h, log); err != nil {
+	if err := web.Serve(ctx, l, svc.handler, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// service is a wired mxidp: its HTTP handler and the parts whose
+// background work runBackground starts.
+type service struct {
+	c           Config
+	log         *slog.Logger
+	store       *storage.Store
+	ring        *keys.Ring
+	backchannel *provider.Backchannel
+	handler     http.Handler
+}
+
+// newService opens the database (migrating it), loads or makes the secret
+// and the signing keys, and builds the HTTP handler.
+func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*service, error) {
+	if c.Users.Source == "platform" {
+		return nil, errors.New("users.source: platform is not available in this version yet; use builtin")
+	}
+	secret, created, err := keys.LoadOrCreateSecret(c.SecretKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created secret key file; give every instance of this deployment the same file", "path", c.SecretKeyFile)
+	} else if fi, err := os.Stat(c.SecretKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("secret key file is readable by other users; chmod 600 it", "path", c.SecretKeyFile, "mode", fi.Mode().Perm().String())
+	}
+	sealer, err := keys.NewSealer(secret, "signing keys")
+	if err != nil {
+		return nil, err
+	}
+
+	store, err := a.openStore(ctx, c, log)
+	if err != nil {
+		return nil, err
+	}
+	svc := &service{c: c, log: log, store: store}
+	fail := func(err error) (*service, error) {
+		store.Close()
+		return nil, err
+	}
+	svc.ring = keys.NewRing(store, sealer, ringConfig(c, log))
+	if err := svc.ring.Ensure(ctx); err != nil {
+		return fail(fmt.Errorf("signing keys: %w", err))
+	}
+	if k, err := svc.ring.SigningKey(); err == nil {
+		log.Info("signing key loaded", "kid", k.ID, "published_keys", len(svc.ring.Published()))
+	}
+
+	lifetimes := provider.DefaultLifetimes
+	lifetimes.IDToken, lifetimes.AccessToken = c.Tokens.IDTokenLifetime, c.Tokens.AccessTokenLifetime
+	lifetimes.RefreshToken, lifetimes.Session = c.Tokens.RefreshTokenLifetime, c.Sessions.Lifetime
+	svc.backchannel = &provider.Backchannel{Store: store, Ring: svc.ring, Issuer: c.Issuer,
+		Client: &http.Client{Timeout: 10 * time.Second}, Logger: log}
+	openID := &provider.OpenID{Store: store, Ring: svc.ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log,
+		LoggedOut: svc.backchannel.Wake}
+	login := &provider.Login{Store: store, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
+	op, err := provider.NewOP(openID, secret)
+	if err != nil {
+		return fail(fmt.Errorf("openid provider: %w", err))
+	}
+	discovery, err := provider.Discovery(op, openID)
+	if err != nil {
+		return fail(err)
+	}
+	svc.handler = web.NewHandler(web.Deps{DB: store, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
+		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
+	}})
+	return svc, nil
+}
+
+// runBackground starts the key-ring refresh, the back-channel delivery
+// worker and the purge, until ctx ends.
+func (s *service) runBackground(ctx context.Context) {
+	go s.ring.Run(ctx, s.c.Keys.RefreshInterval)
+	// Notices queued by the command line or other instances are found by polling.
+	go s.backchannel.Run(ctx, 2*time.Second)
+	go purgeExpired(ctx, s.store, s.log)
 }
 
 // createDemoUser gives a fresh trial installation an account to log in
