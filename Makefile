@@ -22,9 +22,14 @@ test:
 	.ci/deps
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/gotest
 
-## bench: Go benchmarks (JWKS beside a plain handler, password hash cost)
+## bench: complete login flows, discovery and JWKS against a started mxidp on
+## SQLite and PostgreSQL (cmd/mxidp-loadgen; about 2 minutes), then the Go
+## micro-benchmarks (JWKS beside a plain handler, password hash cost)
 bench:
-	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres $(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) build -o $(BIN) ./cmd/mxidp
+	$(GO) build -o bin/mxidp-loadgen ./cmd/mxidp-loadgen
+	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres sh -c 'bin/mxidp-loadgen -mxidp $(BIN); status=$$?; \
+		$(GO) test -run "^$$" -bench . -benchmem ./web/ ./provider/password/ || status=1; exit $$status'
 
 ## lint: gofmt, go vet and staticcheck
 lint:
