@@ -3,7 +3,9 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +34,23 @@ type Login struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+}
+
+// hashSlot waits for one of GOMAXPROCS slots for a password hash. Each
+// argon2id check holds its memory cost (19 MiB by default); running more
+// at once than there are cores only adds page faults and memory, so a
+// flood of logins queues here instead (bounded by the request's deadline).
+func (l *Login) hashSlot(ctx context.Context) (release func(), err error) {
+	l.slotsOnce.Do(func() { l.slots = make(chan struct{}, runtime.GOMAXPROCS(0)) })
+	select {
+	case l.slots <- struct{}{}:
+		return func() { <-l.slots }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	}
 }
 
 func (l *Login) now() time.Time {
@@ -58,6 +77,11 @@ func (l *Login) dummyHash() string {
 // e-mail address) is login and whose password is pw. A hash of another
 // format or cost is replaced by one of the current cost.
 func (l *Login) CheckPassword(ctx context.Context, login, pw string) (storage.User, error) {
+	release, err := l.hashSlot(ctx)
+	if err != nil {
+		return storage.User{}, err
+	}
+	defer release()
 	login = strings.ToLower(strings.TrimSpace(login))
 	u, err := l.Store.UserByUsername(ctx, login)
 	if errors.Is(err, storage.ErrNotFound) && strings.Contains(login, "@") {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -55,6 +56,44 @@ type OpenID struct {
 	// delivery worker; may be nil.
 	LoggedOut func()
 	Now       func() time.Time
+
+	clients clientCache
+}
+
+// clientCache keeps client rows for a second: one login reads its client
+// at the authorize and twice at the token endpoint. A change to a client
+// (secret rotation, removal) takes effect within that second.
+type clientCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedClient
+}
+
+type cachedClient struct {
+	client  storage.Client
+	fetched time.Time
+}
+
+const clientCacheTTL = time.Second
+
+func (o *OpenID) client(ctx context.Context, id string) (storage.Client, error) {
+	now := o.now()
+	o.clients.mu.Lock()
+	e, ok := o.clients.entries[id]
+	o.clients.mu.Unlock()
+	if ok && now.Sub(e.fetched) < clientCacheTTL && !now.Before(e.fetched) {
+		return e.client, nil
+	}
+	c, err := o.Store.ClientByID(ctx, id)
+	if err != nil {
+		return storage.Client{}, err
+	}
+	o.clients.mu.Lock()
+	if o.clients.entries == nil || len(o.clients.entries) > 1000 {
+		o.clients.entries = map[string]cachedClient{}
+	}
+	o.clients.entries[id] = cachedClient{client: c, fetched: now}
+	o.clients.mu.Unlock()
+	return c, nil
 }
 
 var (
@@ -417,7 +456,7 @@ func (o *OpenID) KeySet(context.Context) ([]op.Key, error) {
 
 // GetClientByClientID returns a registered client.
 func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := o.Store.ClientByID(ctx, id)
+	c, err := o.client(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +466,7 @@ func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client,
 // AuthorizeClientIDSecret checks a confidential client's secret in
 // constant time.
 func (o *OpenID) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := o.Store.ClientByID(ctx, id)
+	c, err := o.client(ctx, id)
 	if err != nil {
 		return errors.New("unknown client")
 	}

@@ -53,9 +53,12 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.MethodNotAllowed(o.OP.ServeHTTP)
 }
 
+var discoveryMaxAge = []string{"public, max-age=3600"}
+
 func (h *openIDRoutes) discovery(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	hdr := w.Header()
+	hdr["Content-Type"] = valueJSON
+	hdr["Cache-Control"] = discoveryMaxAge
 	w.Write(h.Discovery)
 }
 

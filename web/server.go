@@ -38,7 +38,7 @@ const JWKSPath = "/keys"
 
 // jwksMaxAge bounds how long relying parties may cache the key set; the
 // keys' publication delay must be longer (see keys.Config).
-const jwksMaxAge = "public, max-age=300"
+var jwksMaxAge = []string{"public, max-age=300"}
 
 // NewHandler returns the complete HTTP handler.
 func NewHandler(d Deps) http.Handler {
@@ -64,8 +64,9 @@ func NewHandler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	r.Get(JWKSPath, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", jwksMaxAge)
+		h := w.Header()
+		h["Content-Type"] = valueJSON
+		h["Cache-Control"] = jwksMaxAge
 		w.Write(d.Keys.JWKS())
 	})
 	if d.OpenID != nil {

@@ -250,7 +250,7 @@ func TestServeStartsFreshReadyWithOneActiveKeyAndStopsOnSIGTERM(t *testing.T) {
 			s.get("/readyz?access_token=SUPERSECRET")
 			time.Sleep(50 * time.Millisecond)
 			log := s.stderr.String()
-			if !regexp.MustCompile(`msg=request method=GET path=/readyz status=200 bytes=\d+ duration_ms=[\d.]+ request_id=[0-9a-f]{16}`).MatchString(log) {
+			if !regexp.MustCompile(`msg=request method=GET path=/readyz status=200 bytes=\d+ duration_ms=[\d.]+ request_id=[0-9a-f]{8}-[0-9a-f]+`).MatchString(log) {
 				t.Errorf("no structured request line in the log:\n%s", log)
 			}
 			if strings.Contains(log, "SUPERSECRET") {
