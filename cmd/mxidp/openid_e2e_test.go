@@ -928,6 +928,39 @@ func TestOpenIDRevokedAccessTokenIsRefusedAtUserinfo(t *testing.T) {
 	})
 }
 
+// RFC 7662: introspection tells the client an access token is active, with
+// its subject and scopes, and inactive once revoked; it needs client
+// authentication.
+func TestOpenIDIntrospectionReportsActiveThenRevokedTokens(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		c := e.addClient("synapse")
+		cfg := e.config(c, oauth2.AuthStyleInHeader)
+		l := e.exchange(cfg, e.authorize(newBrowser(t), cfg))
+		introspect := func() map[string]any {
+			t.Helper()
+			status, h, body := e.postForm(e.meta.Introspection, url.Values{"token": {l.token.AccessToken}}, c.id, c.secret)
+			var out map[string]any
+			if status != http.StatusOK || !isJSON(h) || json.Unmarshal(body, &out) != nil {
+				t.Fatalf("introspect: %d %s", status, body)
+			}
+			return out
+		}
+		got := introspect()
+		if got["active"] != true || got["sub"] != l.idToken.Subject || got["client_id"] != c.id || !strings.Contains(string(mustJSON(got["scope"])), "openid") {
+			t.Errorf("introspection of a live token: %v", got)
+		}
+		if status, _, _ := e.postForm(e.meta.Introspection, url.Values{"token": {l.token.AccessToken}}, c.id, "wrong secret"); status == http.StatusOK {
+			t.Error("introspection with a wrong client secret answered 200")
+		}
+		if status, _, body := e.postForm(e.meta.Revocation, url.Values{"token": {l.token.AccessToken}}, c.id, c.secret); status != http.StatusOK {
+			t.Fatalf("revoke: %d %s", status, body)
+		}
+		if got := introspect(); got["active"] != false {
+			t.Errorf("introspection of a revoked token: %v", got)
+		}
+	})
+}
+
 // A3: a redirect URI that is not registered exactly is refused at mxidp,
 // without sending the browser there.
 func TestOpenIDUnregisteredRedirectURIIsRefusedWithoutRedirecting(t *testing.T) {
@@ -1058,4 +1091,9 @@ func TestOpenIDRPInitiatedLogoutEndsTheSession(t *testing.T) {
 			t.Errorf("the login after logout reuses the ended sid %q", next.claims.Sid)
 		}
 	})
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
