@@ -96,14 +96,14 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a AuthRequest) error {
 
 // AuthRequestByID returns an unexpired authorization request, or ErrNotFound.
 func (s *Store) AuthRequestByID(ctx context.Context, id string) (AuthRequest, error) {
-	return scanAuthRequest(s.db.QueryRowContext(ctx,
+	return scanAuthRequest(s.queryRow(ctx, nil,
 		`SELECT `+authRequestColumns+` FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, unix(s.now())))
 }
 
 // AuthRequestByCodeHash returns the request a code was issued for, consumed
 // or not, while the code is unexpired; or ErrNotFound.
 func (s *Store) AuthRequestByCodeHash(ctx context.Context, codeHash string) (AuthRequest, error) {
-	return scanAuthRequest(s.db.QueryRowContext(ctx,
+	return scanAuthRequest(s.queryRow(ctx, nil,
 		`SELECT `+authRequestColumns+` FROM auth_requests WHERE code_hash = $1 AND code_expires_at > $2`, codeHash, unix(s.now())))
 }
 
