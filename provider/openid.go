@@ -501,15 +501,22 @@ func (o *OpenID) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo
 
 // SetUserinfoFromToken fills the userinfo response for an access token.
 func (o *OpenID) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	_, err := o.tokenClaims(ctx, info, tokenID, subject)
+	return err
+}
+
+// tokenClaims fills info with the claims of a live access token's user, for
+// the scopes the token was granted, and returns the token.
+func (o *OpenID) tokenClaims(ctx context.Context, info *oidc.UserInfo, tokenID, subject string) (storage.Token, error) {
 	t, err := o.liveAccessToken(ctx, tokenID, subject)
 	if err != nil {
-		return err
+		return storage.Token{}, err
 	}
 	u, err := o.activeUser(ctx, t.UserID)
 	if err != nil {
-		return err
+		return storage.Token{}, err
 	}
-	return o.setClaims(ctx, info, u, t.Scopes)
+	return t, o.setClaims(ctx, info, u, t.Scopes)
 }
 
 // ErrInvalidToken means an access token is unknown, expired, revoked, or
@@ -526,16 +533,9 @@ func (o *OpenID) liveAccessToken(ctx context.Context, tokenID, subject string) (
 
 // SetIntrospectionFromToken answers introspection for an access token.
 func (o *OpenID) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	t, err := o.liveAccessToken(ctx, tokenID, subject)
-	if err != nil {
-		return err
-	}
-	u, err := o.activeUser(ctx, t.UserID)
-	if err != nil {
-		return err
-	}
 	info := new(oidc.UserInfo)
-	if err := o.setClaims(ctx, info, u, t.Scopes); err != nil {
+	t, err := o.tokenClaims(ctx, info, tokenID, subject)
+	if err != nil {
 		return err
 	}
 	resp.SetUserInfo(info)

@@ -70,13 +70,8 @@ func (s *Store) KeyRing(ctx context.Context) (int64, []SigningKey, error) {
 func (s *Store) ChangeKeyRing(ctx context.Context, expected int64, add SigningKey, remove []string) (int64, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, `UPDATE key_ring SET version = version + 1 WHERE id = 1 AND version = $1`, expected)
-		if err != nil {
+		if err := casResult(res, err); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrConflict
 		}
 		for _, kid := range remove {
 			if _, err := s.exec(ctx, tx, `DELETE FROM signing_keys WHERE kid = $1`, kid); err != nil {

@@ -125,6 +125,8 @@ func (s *Store) IssueTokens(ctx context.Context, is Issue) error {
 	})
 }
 
+// casResult turns a compare-and-swap UPDATE that matched no row into
+// ErrConflict.
 func casResult(res sql.Result, err error) error {
 	if err != nil {
 		return err
