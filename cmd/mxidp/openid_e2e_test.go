@@ -282,7 +282,7 @@ func jwsHeader(t *testing.T, token string) jose.Header {
 	if strings.Count(token, ".") != 2 {
 		t.Fatalf("%q is not a 3-part compact JWS", token)
 	}
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil || len(jws.Signatures) != 1 {
 		t.Fatalf("not an RS256 JWS with one signature: %v", err)
 	}
@@ -524,7 +524,7 @@ func (e *openIDEnv) checkLogoutToken(rec receivedLogout, clientID string, l logi
 	if header.KeyID == "" || len(keys) != 1 {
 		t.Fatalf("logout token kid %q is not in /keys", header.KeyID)
 	}
-	jws, err := jose.ParseSigned(rec.token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(rec.token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}
