@@ -23,6 +23,7 @@ type OpenID struct {
 	Storage   *provider.OpenID
 	Login     *provider.Login
 	Discovery []byte // the discovery document, prepared once
+	Branding  Branding
 }
 
 // openIDRoutes mounts the OpenID provider: discovery and userinfo served
@@ -47,6 +48,7 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Get(provider.LoginPath, h.loginPage)
 	r.Post(provider.LoginPath, h.loginSubmit)
 	r.Get(provider.LoggedOutPath, h.loggedOut)
+	r.Get(StaticPath+"/mxidp.css", serveStylesheet)
 	r.HandleFunc("/end_session", h.endSession)
 	// Authorize, its callback, token, introspection and revocation.
 	r.NotFound(o.OP.ServeHTTP)
@@ -90,11 +92,19 @@ func (h *openIDRoutes) userinfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
+// page starts the data of a page in the language the request asks for.
+func (h *openIDRoutes) page(r *http.Request, uiLocales string) page {
+	return page{locale: pickLocale(uiLocales, r), Static: h.Issuer + StaticPath, Brand: h.Branding}
+}
+
 // csrfCookie holds the double-submit token of the login form.
 const csrfCookie = "mxidp_csrf"
 
 type loginForm struct {
-	Action, ID, CSRF, Username, Error string
+	page
+	Action, ID, CSRF, Username, ClientName string
+	Error                                  string // a message ID
+	Remember                               bool
 }
 
 // loginPage shows the login form, or answers at once from the browser's
@@ -115,12 +125,14 @@ func (h *openIDRoutes) loginPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.showForm(w, r, a, http.StatusOK, a.LoginHint, "")
+	h.showForm(w, r, a, http.StatusOK, a.LoginHint, "", false)
 }
 
-func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, status int, username, problem string) {
-	token := h.csrfToken(w, r)
-	form := loginForm{Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: token, Username: username, Error: problem}
+func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, status int, username, problem string, remember bool) {
+	p := h.page(r, a.UILocales)
+	p.Title = p.T("login.title")
+	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.csrfToken(w, r),
+		Username: username, ClientName: a.ClientID, Error: problem, Remember: remember}
 	renderWithFormTarget(w, status, "login.html", form, origin(a.RedirectURI))
 }
 
@@ -136,7 +148,7 @@ func origin(uri string) string {
 func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		errorPage(w, http.StatusBadRequest, "Sign-in failed", "The form could not be read. Go back to the application and try again.")
+		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
 		return
 	}
 	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
@@ -144,14 +156,16 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.csrfValid(r) {
-		errorPage(w, http.StatusForbidden, "Sign-in failed",
-			"The form expired or was sent from another site. Go back to the application and sign in again.")
+		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.form.title", "error.csrf.text")
 		return
 	}
 	username := r.PostForm.Get("username")
+	remember := r.PostForm.Get("remember") != ""
 	u, err := h.Login.CheckPassword(r.Context(), username, r.PostForm.Get("password"))
 	if errors.Is(err, provider.ErrBadCredentials) {
-		h.showForm(w, r, a, http.StatusUnauthorized, username, "Unknown username or wrong password.")
+		// One message for unknown users and wrong passwords; the username
+		// stays, the password does not.
+		h.showForm(w, r, a, http.StatusUnauthorized, username, "login.failed", remember)
 		return
 	}
 	if err != nil {
@@ -168,8 +182,14 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cookie != "" {
-		http.SetCookie(w, &http.Cookie{Name: provider.SessionCookie, Value: cookie, Path: h.cookiePath,
-			HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteLaxMode})
+		c := &http.Cookie{Name: provider.SessionCookie, Value: cookie, Path: h.cookiePath,
+			HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteLaxMode}
+		if remember {
+			// "Keep me signed in": the cookie outlives the browser, as long
+			// as the session; otherwise it ends when the browser closes.
+			c.Expires = sess.ExpiresAt
+		}
+		http.SetCookie(w, c)
 	}
 	h.complete(w, r, a, sess)
 }
@@ -192,8 +212,7 @@ func (h *openIDRoutes) authRequest(w http.ResponseWriter, r *http.Request, id st
 	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || id == "":
-		errorPage(w, http.StatusNotFound, "This sign-in link has expired",
-			"Sign-in links work for a limited time and only once. Go back to the application and start signing in again.")
+		messagePage(w, h.page(r, ""), http.StatusNotFound, "error.expired.title", "error.expired.text")
 		return storage.AuthRequest{}, false
 	case err != nil:
 		h.internalError(w, r, "load auth request", err)
@@ -204,8 +223,7 @@ func (h *openIDRoutes) authRequest(w http.ResponseWriter, r *http.Request, id st
 
 func (h *openIDRoutes) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	h.Login.Logger.Error(what, "err", err, "request_id", w.Header().Get(requestIDHeader))
-	errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now",
-		"Something went wrong on our side. Wait a moment and try again; if it keeps failing, tell the site's administrators the reference below.")
+	messagePage(w, h.page(r, ""), http.StatusServiceUnavailable, "error.unavailable.title", "error.unavailable.text")
 }
 
 func (h *openIDRoutes) sessionCookie(r *http.Request) string {
@@ -251,6 +269,5 @@ func (h *openIDRoutes) endSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *openIDRoutes) loggedOut(w http.ResponseWriter, r *http.Request) {
-	render(w, http.StatusOK, "message.html", message{Title: "You are signed out",
-		Text: "You have been signed out. You can close this window."})
+	messagePage(w, h.page(r, ""), http.StatusOK, "logout.done.title", "logout.done.text")
 }

@@ -9,7 +9,30 @@ import (
 //go:embed templates/*.html
 var templateFiles embed.FS
 
+//go:embed static/mxidp.css
+var stylesheet []byte
+
 var templates = template.Must(template.ParseFS(templateFiles, "templates/*.html"))
+
+// StaticPath is where the pages' own files are served; pages load nothing
+// from any other origin.
+const StaticPath = "/static"
+
+// Branding is how the pages present the platform mxidp serves.
+type Branding struct {
+	ProductName  string // above every page
+	PlatformName string // for the link back to the platform
+	PlatformURL  string // "" shows no link
+}
+
+// page is what every template gets: the language, the title, branding,
+// and where the static files are.
+type page struct {
+	locale
+	Title  string
+	Static string
+	Brand  Branding
+}
 
 // pageCSP allows the pages nothing from elsewhere and no script at all.
 // Form submissions may go to mxidp and to formTarget: browsers apply
@@ -35,11 +58,28 @@ func renderWithFormTarget(w http.ResponseWriter, status int, name string, data a
 }
 
 type message struct {
-	Title, Text, RequestID string
-	Alert                  bool
+	page
+	Text, RequestID string
+	Alert           bool
 }
 
-// errorPage tells the user what happened and what to do next.
-func errorPage(w http.ResponseWriter, status int, title, text string) {
-	render(w, status, "message.html", message{Title: title, Text: text, RequestID: w.Header().Get(requestIDHeader), Alert: true})
+// messagePage shows a title and a text from the catalogue; an error says
+// what happened, what to do next, and the request ID for the operators.
+func messagePage(w http.ResponseWriter, p page, status int, titleID, textID string) {
+	p.Title = p.T(titleID)
+	m := message{page: p, Text: p.T(textID)}
+	if status >= 400 {
+		m.Alert, m.RequestID = true, w.Header().Get(requestIDHeader)
+	}
+	render(w, status, "message.html", m)
+}
+
+var cssCache = []string{"public, max-age=86400"}
+var cssType = []string{"text/css; charset=utf-8"}
+
+func serveStylesheet(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["Content-Type"] = cssType
+	h["Cache-Control"] = cssCache
+	w.Write(stylesheet)
 }

@@ -1,0 +1,121 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/text/language"
+)
+
+// Every string a page shows lives in these catalogues, keyed by message ID;
+// templates hold none. A language is complete or absent: a test checks
+// that every catalogue has every key of the English one.
+var catalogues = map[string]map[string]string{
+	"en": {
+		"login.title":                  "Sign in",
+		"login.to":                     "to continue to %s",
+		"login.username":               "Username or e-mail",
+		"login.password":               "Password",
+		"login.remember":               "Keep me signed in on this device",
+		"login.submit":                 "Sign in",
+		"login.failed":                 "Unknown username or wrong password.",
+		"consent.title":                "Allow access?",
+		"consent.asks":                 "%s would like to:",
+		"consent.scope.openid":         "Know who you are",
+		"consent.scope.profile":        "See your username and display name",
+		"consent.scope.email":          "See your e-mail address",
+		"consent.scope.groups":         "See the groups you belong to",
+		"consent.scope.offline_access": "Stay connected when you are not using it",
+		"consent.signed_in_as":         "Signed in as %s.",
+		"consent.remember":             "Remember my decision",
+		"consent.allow":                "Allow",
+		"consent.deny":                 "Deny",
+		"error.title":                  "Something went wrong",
+		"error.reference":              "Reference: %s",
+		"error.expired.title":          "This sign-in link has expired",
+		"error.expired.text":           "Sign-in links work for a limited time and only once. Go back to the application and start signing in again.",
+		"error.form.title":             "Sign-in failed",
+		"error.form.text":              "The form could not be read. Go back to the application and try again.",
+		"error.csrf.text":              "The form expired or was sent from another site. Go back to the application and sign in again.",
+		"error.unavailable.title":      "Sign-in is unavailable right now",
+		"error.unavailable.text":       "Something went wrong on our side. Wait a moment and try again; if it keeps failing, tell the site's administrators the reference below.",
+		"logout.done.title":            "You are signed out",
+		"logout.done.text":             "You have been signed out. You can close this window.",
+		"back.platform":                "Back to %s",
+	},
+	"de": {
+		"login.title":                  "Anmelden",
+		"login.to":                     "um mit %s fortzufahren",
+		"login.username":               "Benutzername oder E-Mail-Adresse",
+		"login.password":               "Passwort",
+		"login.remember":               "Auf diesem Gerät angemeldet bleiben",
+		"login.submit":                 "Anmelden",
+		"login.failed":                 "Unbekannter Benutzername oder falsches Passwort.",
+		"consent.title":                "Zugriff erlauben?",
+		"consent.asks":                 "%s möchte:",
+		"consent.scope.openid":         "Wissen, wer Sie sind",
+		"consent.scope.profile":        "Ihren Benutzernamen und Anzeigenamen sehen",
+		"consent.scope.email":          "Ihre E-Mail-Adresse sehen",
+		"consent.scope.groups":         "Die Gruppen sehen, denen Sie angehören",
+		"consent.scope.offline_access": "Verbunden bleiben, auch wenn Sie es gerade nicht nutzen",
+		"consent.signed_in_as":         "Angemeldet als %s.",
+		"consent.remember":             "Entscheidung merken",
+		"consent.allow":                "Erlauben",
+		"consent.deny":                 "Ablehnen",
+		"error.title":                  "Etwas ist schiefgegangen",
+		"error.reference":              "Referenz: %s",
+		"error.expired.title":          "Dieser Anmeldelink ist abgelaufen",
+		"error.expired.text":           "Anmeldelinks gelten nur kurz und nur einmal. Gehen Sie zurück zur Anwendung und melden Sie sich erneut an.",
+		"error.form.title":             "Anmeldung fehlgeschlagen",
+		"error.form.text":              "Das Formular konnte nicht gelesen werden. Gehen Sie zurück zur Anwendung und versuchen Sie es erneut.",
+		"error.csrf.text":              "Das Formular ist abgelaufen oder kam von einer anderen Website. Gehen Sie zurück zur Anwendung und melden Sie sich erneut an.",
+		"error.unavailable.title":      "Die Anmeldung ist gerade nicht möglich",
+		"error.unavailable.text":       "Bei uns ist etwas schiefgegangen. Warten Sie einen Moment und versuchen Sie es erneut; falls es weiter scheitert, nennen Sie den Administratoren der Website die Referenz unten.",
+		"logout.done.title":            "Sie sind abgemeldet",
+		"logout.done.text":             "Sie wurden abgemeldet. Sie können dieses Fenster schließen.",
+		"back.platform":                "Zurück zu %s",
+	},
+}
+
+// supported lists the catalogues' languages, the default first.
+var supported = []language.Tag{language.English, language.German}
+
+var matcher = language.NewMatcher(supported)
+
+// locale is one language's view of the catalogue.
+type locale struct {
+	Lang string
+	msgs map[string]string
+}
+
+// pickLocale chooses the page language: the client's ui_locales first
+// (OIDC Core §3.1.2.1), then the browser's Accept-Language, else English.
+func pickLocale(uiLocales string, r *http.Request) locale {
+	var prefs []language.Tag
+	for _, l := range strings.Fields(uiLocales) {
+		if t, err := language.Parse(l); err == nil {
+			prefs = append(prefs, t)
+		}
+	}
+	if accept, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language")); err == nil {
+		prefs = append(prefs, accept...)
+	}
+	_, i, conf := matcher.Match(prefs...)
+	if conf == language.No {
+		i = 0
+	}
+	base, _ := supported[i].Base()
+	return locale{Lang: base.String(), msgs: catalogues[base.String()]}
+}
+
+// T returns the message with this ID.
+func (l locale) T(id string) string {
+	if m, ok := l.msgs[id]; ok {
+		return m
+	}
+	return catalogues["en"][id]
+}
+
+// Tf returns the message with this ID, formatted with args.
+func (l locale) Tf(id string, args ...any) string { return fmt.Sprintf(l.T(id), args...) }
