@@ -12,6 +12,7 @@ import (
 // Client is a registered OpenID relying party, such as a Synapse homeserver.
 type Client struct {
 	ID                     string
+	Name                   string // shown to users; the ID when empty
 	SecretHash             string // "" for public clients; see provider.HashClientSecret
 	Public                 bool   // no secret; PKCE required
 	RedirectURIs           []string
@@ -23,14 +24,14 @@ type Client struct {
 }
 
 const clientColumns = `id, secret_hash, public, redirect_uris, post_logout_redirect_uris,
-	skip_consent, backchannel_logout_uri, created_at, updated_at`
+	skip_consent, backchannel_logout_uri, created_at, updated_at, name`
 
 func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
 	var redirects, postLogout string
 	var created, updated int64
 	err := row.Scan(&c.ID, &c.SecretHash, &c.Public, &redirects, &postLogout,
-		&c.SkipConsent, &c.BackchannelLogoutURI, &created, &updated)
+		&c.SkipConsent, &c.BackchannelLogoutURI, &created, &updated, &c.Name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Client{}, ErrNotFound
 	}
@@ -47,8 +48,8 @@ func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	return c, nil
 }
 
-// clientArgs returns the values of a client's columns after the ID, in
-// clientColumns order, ending with updated_at.
+// clientArgs returns the values of a client's columns in clientColumns
+// order.
 func clientArgs(c Client) ([]any, error) {
 	redirects, err := jsonList(c.RedirectURIs)
 	if err != nil {
@@ -59,7 +60,7 @@ func clientArgs(c Client) ([]any, error) {
 		return nil, err
 	}
 	return []any{c.ID, c.SecretHash, c.Public, redirects, postLogout, c.SkipConsent,
-		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt)}, nil
+		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt), c.Name}, nil
 }
 
 // jsonList encodes a list of strings, nil as [].
@@ -80,7 +81,7 @@ func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 		return Client{}, err
 	}
 	_, err = s.exec(ctx, nil, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
 	if err != nil {
 		return Client{}, s.wrapWrite(err, fmt.Sprintf("create client %q", c.ID))
 	}
@@ -132,10 +133,10 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 		if err != nil {
 			return err
 		}
-		// args ends with created_at, updated_at; created_at never changes.
-		args = append(args[:7], unix(c.UpdatedAt))
+		// created_at ($8) never changes.
+		args = append(args[:7], unix(c.UpdatedAt), c.Name)
 		_, err = s.exec(ctx, tx, `UPDATE clients SET secret_hash = $2, public = $3, redirect_uris = $4,
-			post_logout_redirect_uris = $5, skip_consent = $6, backchannel_logout_uri = $7, updated_at = $8
+			post_logout_redirect_uris = $5, skip_consent = $6, backchannel_logout_uri = $7, updated_at = $8, name = $9
 			WHERE id = $1`, args...)
 		if err != nil {
 			return fmt.Errorf("update client %q: %w", id, err)

@@ -132,11 +132,13 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 	return out, err
 }
 
-// DeleteUser removes the user with this ID and their group memberships,
-// or reports ErrNotFound.
+// DeleteUser removes the user with this ID, their group memberships and
+// consents, or reports ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	if _, err := s.exec(ctx, nil, `DELETE FROM user_groups WHERE user_id = $1`, id); err != nil {
-		return fmt.Errorf("delete user groups: %w", err)
+	for _, table := range []string{"user_groups", "consents"} {
+		if _, err := s.exec(ctx, nil, `DELETE FROM `+table+` WHERE user_id = $1`, id); err != nil {
+			return fmt.Errorf("delete user's %s: %w", table, err)
+		}
 	}
 	return s.deleteWhere(ctx, "users", "id", id)
 }

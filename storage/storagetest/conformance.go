@@ -25,6 +25,8 @@ func Conformance(t *testing.T, open Opener) {
 		run  func(t *testing.T, open Opener)
 	}{
 		{"MigrateIsIdempotent", testMigrateIsIdempotent},
+		{"ConsentIsRememberedReplacedAndDeletedWithTheUser", testConsentIsRememberedReplacedAndDeletedWithTheUser},
+		{"ClientNameRoundTrips", testClientNameRoundTrips},
 		{"UserRoundTrip", testUserRoundTrip},
 		{"UserUniqueness", testUserUniqueness},
 		{"UserUpdate", testUserUpdate},
