@@ -175,6 +175,7 @@ func (a *Accounts) SetGroups(ctx context.Context, username string, groups []stri
 // NewClient is what an operator gives to register a relying party.
 type NewClient struct {
 	ID                     string
+	Name                   string // shown on the consent page
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 	Public                 bool
@@ -205,7 +206,7 @@ func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client,
 		}
 	}
 	c := storage.Client{
-		ID: nc.ID, Public: nc.Public, RedirectURIs: nc.RedirectURIs, PostLogoutRedirectURIs: nc.PostLogoutRedirectURIs,
+		ID: nc.ID, Name: strings.TrimSpace(nc.Name), Public: nc.Public, RedirectURIs: nc.RedirectURIs, PostLogoutRedirectURIs: nc.PostLogoutRedirectURIs,
 		SkipConsent: nc.SkipConsent, BackchannelLogoutURI: nc.BackchannelLogoutURI,
 	}
 	secret, err := chooseSecret(nc.Public, nc.Secret)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -191,4 +192,27 @@ func (l *Login) SatisfiedBy(a storage.AuthRequest, s storage.Session) bool {
 		return false
 	}
 	return true
+}
+
+// NeedsConsent reports whether the user must be asked before client gets
+// what the request asks for: never for clients registered to skip consent,
+// always for prompt=consent, and otherwise unless a remembered decision
+// covers every requested scope.
+func (l *Login) NeedsConsent(ctx context.Context, a storage.AuthRequest, c storage.Client, userID string) (bool, error) {
+	if c.SkipConsent {
+		return false, nil
+	}
+	if slices.Contains(a.Prompt, "consent") {
+		return true, nil
+	}
+	allowed, err := l.Store.ConsentedScopes(ctx, userID, c.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range a.Scopes {
+		if !slices.Contains(allowed, s) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -47,6 +48,7 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Post("/userinfo", h.userinfo)
 	r.Get(provider.LoginPath, h.loginPage)
 	r.Post(provider.LoginPath, h.loginSubmit)
+	r.Post(consentPath, h.consentSubmit)
 	r.Get(provider.LoggedOutPath, h.loggedOut)
 	r.Get(StaticPath+"/mxidp.css", serveStylesheet)
 	r.HandleFunc("/end_session", h.endSession)
@@ -194,14 +196,104 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	h.complete(w, r, a, sess)
 }
 
-// complete marks the request authenticated and sends the browser to the
-// library's callback, which issues the code.
+// consentPath receives the consent form.
+const consentPath = "/consent"
+
+// complete finishes a login: it asks for consent where needed, then marks
+// the request authenticated and sends the browser to the library's
+// callback, which issues the code.
 func (h *openIDRoutes) complete(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, s storage.Session) {
+	client, err := h.Login.Store.ClientByID(r.Context(), a.ClientID)
+	if err != nil {
+		h.internalError(w, r, "load client", err)
+		return
+	}
+	need, err := h.Login.NeedsConsent(r.Context(), a, client, s.UserID)
+	if err != nil {
+		h.internalError(w, r, "check consent", err)
+		return
+	}
+	if need {
+		if slices.Contains(a.Prompt, oidc.PromptNone) {
+			// OIDC Core §3.1.2.6; the library has no constructor for it.
+			op.AuthRequestError(w, r, provider.AuthRequest(a), &oidc.Error{ErrorType: "consent_required"}, h.OP)
+			return
+		}
+		h.showConsent(w, r, a, client, s)
+		return
+	}
+	h.finish(w, r, a, s)
+}
+
+func (h *openIDRoutes) finish(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, s storage.Session) {
 	if err := h.Login.Complete(r.Context(), a.ID, s); err != nil {
 		h.internalError(w, r, "complete auth request", err)
 		return
 	}
 	http.Redirect(w, r, h.Issuer+"/authorize/callback?id="+url.QueryEscape(a.ID), http.StatusFound)
+}
+
+type consentForm struct {
+	page
+	Action, ID, CSRF, ClientName, Username string
+	Scopes                                 []string // message IDs
+}
+
+// showConsent asks the user whether the client may have what it asks for.
+func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, s storage.Session) {
+	u, err := h.Login.Store.UserByID(r.Context(), s.UserID)
+	if err != nil {
+		h.internalError(w, r, "load user", err)
+		return
+	}
+	p := h.page(r, a.UILocales)
+	p.Title = p.T("consent.title")
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.csrfToken(w, r), ClientName: name, Username: u.Username}
+	for _, scope := range a.Scopes {
+		if _, known := catalogues["en"]["consent.scope."+scope]; known {
+			form.Scopes = append(form.Scopes, "consent.scope."+scope)
+		}
+	}
+	renderWithFormTarget(w, http.StatusOK, "consent.html", form, origin(a.RedirectURI))
+}
+
+// consentSubmit records the user's decision: allow (remembered when asked)
+// completes the login, deny sends access_denied to the client.
+func (h *openIDRoutes) consentSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
+		return
+	}
+	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
+	if !ok {
+		return
+	}
+	if !h.csrfValid(r) {
+		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.form.title", "error.csrf.text")
+		return
+	}
+	// Only the browser that logged in may decide, through its session.
+	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
+	if err != nil {
+		messagePage(w, h.page(r, a.UILocales), http.StatusNotFound, "error.expired.title", "error.expired.text")
+		return
+	}
+	if r.PostForm.Get("decision") != "allow" {
+		op.AuthRequestError(w, r, provider.AuthRequest(a), oidc.ErrAccessDenied().WithDescription("the user did not allow access"), h.OP)
+		return
+	}
+	if r.PostForm.Get("remember") != "" {
+		if err := h.Login.Store.SaveConsent(r.Context(), s.UserID, a.ClientID, a.Scopes); err != nil {
+			h.internalError(w, r, "save consent", err)
+			return
+		}
+	}
+	h.finish(w, r, a, s)
 }
 
 // authRequest loads a pending request or shows the user why it is gone.

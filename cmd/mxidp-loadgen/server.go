@@ -107,7 +107,7 @@ var secretLine = regexp.MustCompile(`(?m)^client_secret: (\S+)$`)
 // seed registers the client and the users through the command line, a
 // few commands at a time. It returns the client secret.
 func (in *instance) seed(ctx context.Context, clientID, redirectURI string, users []account) (string, error) {
-	out, err := in.cli(ctx, "", "client", "add", clientID, "--redirect-uri", redirectURI)
+	out, err := in.cli(ctx, "", "client", "add", clientID, "--skip-consent", "--redirect-uri", redirectURI)
 	if err != nil {
 		return "", err
 	}

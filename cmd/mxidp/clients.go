@@ -50,6 +50,7 @@ func (a *app) clientAddCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVar(&nc.RedirectURIs, "redirect-uri", nil, "exact redirect URI (repeatable); for Synapse: https://MATRIX/_synapse/client/oidc/callback")
 	f.StringArrayVar(&nc.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "exact URI allowed after logout (repeatable)")
+	f.StringVar(&nc.Name, "name", "", "the name users see on the consent page (default: the client ID)")
 	f.BoolVar(&nc.Public, "public", false, "a public client: no secret, PKCE required")
 	f.BoolVar(&fromStdin, "secret-stdin", false, "read the client secret from standard input instead of generating one")
 	f.BoolVar(&nc.SkipConsent, "skip-consent", false, "do not ask users to consent (first-party clients such as your own Synapse)")

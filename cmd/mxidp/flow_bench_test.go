@@ -44,7 +44,7 @@ func BenchmarkLoginFlow(b *testing.B) {
 	}
 	const redirect = "http://127.0.0.1:9/cb"
 	out.Reset()
-	if run([]string{"client", "add", "bench", "--redirect-uri", redirect}, strings.NewReader(""), &out, &out, env(envs)) != 0 {
+	if run([]string{"client", "add", "bench", "--skip-consent", "--redirect-uri", redirect}, strings.NewReader(""), &out, &out, env(envs)) != 0 {
 		b.Fatal(out.String())
 	}
 	secret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out.String())[1]

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"html"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// consentPage finds the consent form in a page: hidden id and csrf, posted
+// to /consent.
+func consentPage(p page) (loginForm, bool) {
+	m := formActionRE.FindStringSubmatch(p.body)
+	if m == nil || !strings.HasSuffix(html.UnescapeString(m[1]), "/consent") {
+		return loginForm{}, false
+	}
+	f := loginForm{action: html.UnescapeString(m[1]), fields: map[string]string{}}
+	for _, in := range inputRE.FindAllString(p.body, -1) {
+		attrs := map[string]string{}
+		for _, a := range attrRE.FindAllStringSubmatch(in, -1) {
+			attrs[a[1]] = html.UnescapeString(a[2])
+		}
+		f.fields[attrs["name"]] = attrs["value"]
+	}
+	return f, f.fields["id"] != "" && f.fields["csrf"] != ""
+}
+
+// until follows redirects from p until a page that is not a redirect, or a
+// redirect to the client's redirect URI (not fetched).
+func (b *browser) until(p page, redirectURI string) page {
+	b.t.Helper()
+	for hops := 0; p.status >= 300 && p.status < 400 && !strings.HasPrefix(p.location, redirectURI); hops++ {
+		if hops > 10 {
+			b.t.Fatal("too many redirects")
+		}
+		p = b.get(p.location)
+	}
+	return p
+}
+
+func (b *browser) decide(f loginForm, decision string, remember bool) page {
+	b.t.Helper()
+	form := url.Values{"id": {f.fields["id"]}, "csrf": {f.fields["csrf"]}, "decision": {decision}}
+	if remember {
+		form.Set("remember", "1")
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// Consent (issue 4): asked for clients not registered to skip it, denial
+// reaches the client as access_denied with its state, a remembered "allow"
+// is not asked again, prompt=consent asks anyway, and prompt=none without a
+// decision gets consent_required.
+func TestConsentIsAskedRememberedAndDeniable(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		redirect := "http://127.0.0.1:9/app/callback"
+		e.d.cli("client", "add", "app", "--name", "Example App", "--redirect-uri", redirect)
+		cfg := &oauth2.Config{ClientID: "app", RedirectURL: redirect, Endpoint: e.provider.Endpoint(),
+			Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
+		authURL := func(state string, extra ...oauth2.AuthCodeOption) string {
+			return cfg.AuthCodeURL(state, append(extra, oidc.Nonce(randomAlnum(32)), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))...)
+		}
+		b := newBrowser(t)
+
+		// Log in: the consent page follows.
+		p := b.until(b.get(authURL("state-1")), redirect)
+		login, ok := parseLoginForm(p)
+		if !ok {
+			t.Fatalf("no login form: %d %s", p.status, p.body)
+		}
+		p = b.until(b.submitLogin(login, "alice", alicePassword), redirect)
+		f, ok := consentPage(p)
+		if !ok || !strings.Contains(p.body, "Example App") || !strings.Contains(p.body, "See your e-mail address") || !strings.Contains(p.body, "alice") {
+			t.Fatalf("no consent page after login: %d %s", p.status, p.body)
+		}
+		// Deny: access_denied with the state.
+		p = b.until(b.decide(f, "deny", false), redirect)
+		u, _ := url.Parse(p.location)
+		if !strings.HasPrefix(p.location, redirect) || u.Query().Get("error") != "access_denied" || u.Query().Get("state") != "state-1" || u.Query().Get("code") != "" {
+			t.Fatalf("deny: %d Location %q", p.status, p.location)
+		}
+
+		// Same browser: no password (SSO), but consent again.
+		p = b.until(b.get(authURL("state-2")), redirect)
+		if _, isLogin := parseLoginForm(p); isLogin {
+			t.Fatal("asked for the password again within the session")
+		}
+		f, ok = consentPage(p)
+		if !ok {
+			t.Fatalf("no consent page on the second attempt: %d %s", p.status, p.body)
+		}
+		p = b.until(b.decide(f, "allow", true), redirect)
+		u, _ = url.Parse(p.location)
+		if u == nil || u.Query().Get("code") == "" || u.Query().Get("state") != "state-2" {
+			t.Fatalf("allow: %d Location %q", p.status, p.location)
+		}
+
+		// Remembered: straight back with a code.
+		p = b.until(b.get(authURL("state-3")), redirect)
+		if u, _ = url.Parse(p.location); u == nil || u.Query().Get("code") == "" {
+			t.Fatalf("a remembered consent was asked again: %d %s", p.status, p.body)
+		}
+		// prompt=consent asks anyway.
+		p = b.until(b.get(authURL("state-4", oauth2.SetAuthURLParam("prompt", "consent"))), redirect)
+		if _, ok := consentPage(p); !ok {
+			t.Fatalf("prompt=consent did not ask: %d Location %q", p.status, p.location)
+		}
+
+		// Another client, no decision yet, prompt=none: consent_required.
+		other := "http://127.0.0.1:9/other/callback"
+		e.d.cli("client", "add", "other", "--redirect-uri", other)
+		cfg.ClientID, cfg.RedirectURL = "other", other
+		p = b.until(b.get(authURL("state-5", oauth2.SetAuthURLParam("prompt", "none"))), other)
+		u, _ = url.Parse(p.location)
+		if u == nil || u.Query().Get("error") != "consent_required" || u.Query().Get("state") != "state-5" {
+			t.Fatalf("prompt=none without consent: %d Location %q", p.status, p.location)
+		}
+	})
+}
+
+// The German catalogue reaches the pages through Accept-Language.
+func TestLoginPageSpeaksGermanWhenAsked(t *testing.T) {
+	e := startOpenID(t, "sqlite")
+	c := e.addClient("app")
+	cfg := e.config(c, oauth2.AuthStyleInHeader)
+	b := newBrowser(t)
+	first := b.get(cfg.AuthCodeURL("s", oidc.Nonce("n"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	req, _ := http.NewRequest(http.MethodGet, first.location, nil)
+	req.Header.Set("Accept-Language", "de")
+	p := b.do(req)
+	if !strings.Contains(p.body, `<html lang="de">`) || !strings.Contains(p.body, "Passwort") || strings.Contains(p.body, "Password<") {
+		t.Errorf("German login page expected:\n%s", p.body)
+	}
+}
