@@ -400,6 +400,12 @@ func (o *OpenID) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessi
 // LoggedOutPath is the page shown after a logout without a redirect.
 const LoggedOutPath = "/logged-out"
 
+// EndBrowserSession ends one browser's session (a logout the user
+// confirmed at mxidp), with back-channel logout to its clients.
+func (o *OpenID) EndBrowserSession(ctx context.Context, sid string) error {
+	return o.endSessions(ctx, sid, true)
+}
+
 // endSessions ends sessions (one by sid, or all of a user), revoking their
 // tokens and queueing back-channel logout notices.
 func (o *OpenID) endSessions(ctx context.Context, key string, bySession bool) error {

@@ -11,22 +11,15 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// consentPage finds the consent form in a page: hidden id and csrf, posted
-// to /consent.
+// consentPage finds the consent form in a page: id and csrf, posted to
+// /consent.
 func consentPage(p page) (loginForm, bool) {
-	m := formActionRE.FindStringSubmatch(p.body)
-	if m == nil || !strings.HasSuffix(html.UnescapeString(m[1]), "/consent") {
-		return loginForm{}, false
-	}
-	f := loginForm{action: html.UnescapeString(m[1]), fields: map[string]string{}}
-	for _, in := range inputRE.FindAllString(p.body, -1) {
-		attrs := map[string]string{}
-		for _, a := range attrRE.FindAllStringSubmatch(in, -1) {
-			attrs[a[1]] = html.UnescapeString(a[2])
-		}
-		f.fields[attrs["name"]] = attrs["value"]
-	}
-	return f, f.fields["id"] != "" && f.fields["csrf"] != ""
+	return parseFormWithID(p, "/consent")
+}
+
+func parseFormWithID(p page, suffix string) (loginForm, bool) {
+	f, ok := parseForm(p, suffix)
+	return f, ok && f.fields["id"] != ""
 }
 
 // until follows redirects from p until a page that is not a redirect, or a
@@ -136,5 +129,120 @@ func TestLoginPageSpeaksGermanWhenAsked(t *testing.T) {
 	p := b.do(req)
 	if !strings.Contains(p.body, `<html lang="de">`) || !strings.Contains(p.body, "Passwort") || strings.Contains(p.body, "Password<") {
 		t.Errorf("German login page expected:\n%s", p.body)
+	}
+}
+
+// signedIn returns a browser with a session at mxidp, and the client.
+func signedIn(t *testing.T, e *openIDEnv) (*browser, *oauth2.Config, rpClient) {
+	t.Helper()
+	c := e.addClient("app")
+	cfg := e.config(c, oauth2.AuthStyleInHeader)
+	b := newBrowser(t)
+	e.exchange(cfg, e.authorize(b, cfg))
+	return b, cfg, c
+}
+
+// authorizeShowsForm reports whether a new authorization in b asks for the
+// password (no session) or returns a code at once (session).
+func authorizeShowsForm(b *browser, cfg *oauth2.Config, redirect string) bool {
+	b.t.Helper()
+	p := b.until(b.get(cfg.AuthCodeURL(randomAlnum(30), oidc.Nonce("n"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))), redirect)
+	_, isForm := parseLoginForm(p)
+	if !isForm && !strings.Contains(p.location, "code=") {
+		b.t.Fatalf("neither a form nor a code: %d %q", p.status, p.location)
+	}
+	return isForm
+}
+
+// RP-initiated logout without an id_token_hint asks the user first; the
+// confirmation form needs its CSRF token; confirming ends the session.
+func TestLogoutWithoutHintAsksTheUserFirst(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		b, cfg, c := signedIn(t, e)
+		p := b.get(e.meta.EndSession)
+		f, ok := parseForm(p, "/logout")
+		if p.status != http.StatusOK || !ok || !strings.Contains(p.body, "Sign out?") || !strings.Contains(p.body, "alice") {
+			t.Fatalf("no confirmation page: %d %s", p.status, p.body)
+		}
+		if authorizeShowsForm(b, cfg, c.redirectURI) {
+			t.Fatal("showing the confirmation ended the session already")
+		}
+		forged := url.Values{}
+		req, _ := http.NewRequest(http.MethodPost, f.action, strings.NewReader(forged.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if p := b.do(req); p.status != http.StatusForbidden {
+			t.Errorf("logout without its CSRF token: %d, want 403", p.status)
+		}
+		if authorizeShowsForm(b, cfg, c.redirectURI) {
+			t.Fatal("a forged logout ended the session")
+		}
+		req, _ = http.NewRequest(http.MethodPost, f.action, strings.NewReader(url.Values{"csrf": {f.fields["csrf"]}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if p := b.until(b.do(req), "-"); p.status != http.StatusOK || !strings.Contains(p.body, "You are signed out") {
+			t.Errorf("after confirming: %d %s", p.status, p.body)
+		}
+		if !authorizeShowsForm(b, cfg, c.redirectURI) {
+			t.Error("the session survived a confirmed logout")
+		}
+	})
+}
+
+// parseForm finds a form posting to a path ending in suffix, with its inputs.
+func parseForm(p page, suffix string) (loginForm, bool) {
+	m := formActionRE.FindStringSubmatch(p.body)
+	if m == nil || !strings.HasSuffix(html.UnescapeString(m[1]), suffix) {
+		return loginForm{}, false
+	}
+	f := loginForm{action: html.UnescapeString(m[1]), fields: map[string]string{}}
+	for _, in := range inputRE.FindAllString(p.body, -1) {
+		attrs := map[string]string{}
+		for _, a := range attrRE.FindAllStringSubmatch(in, -1) {
+			attrs[a[1]] = html.UnescapeString(a[2])
+		}
+		f.fields[attrs["name"]] = attrs["value"]
+	}
+	return f, f.fields["csrf"] != ""
+}
+
+// Issue 4 acceptance 3: a login POST without its CSRF token is refused;
+// pages may not be framed or cached, and name no other origin but the
+// client's (where the login's redirect goes).
+func TestLoginPageRefusesForgedPostsFramingAndCaching(t *testing.T) {
+	e := startOpenID(t, "sqlite")
+	c := e.addClient("app")
+	cfg := e.config(c, oauth2.AuthStyleInHeader)
+	b := newBrowser(t)
+	first := b.get(cfg.AuthCodeURL("s", oidc.Nonce("n"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	req, _ := http.NewRequest(http.MethodGet, first.location, nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'", "style-src 'self'", "form-action 'self' http://127.0.0.1:9"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("headers: X-Frame-Options %q, Cache-Control %q", resp.Header.Get("X-Frame-Options"), resp.Header.Get("Cache-Control"))
+	}
+	p := b.get(first.location)
+	f, ok := parseLoginForm(p)
+	if !ok {
+		t.Fatal("no login form")
+	}
+	form := url.Values{"id": {f.fields["id"]}, "username": {"alice"}, "password": {alicePassword}}
+	req, _ = http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if p := b.do(req); p.status != http.StatusForbidden || p.location != "" {
+		t.Errorf("login without the CSRF token: %d, Location %q; want 403", p.status, p.location)
+	}
+	form.Set("csrf", strings.Repeat("x", 43))
+	req, _ = http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if p := b.do(req); p.status != http.StatusForbidden {
+		t.Errorf("login with a wrong CSRF token: %d, want 403", p.status)
 	}
 }
