@@ -75,6 +75,11 @@ type cachedClient struct {
 
 const clientCacheTTL = time.Second
 
+// Client returns a registered client, from the one-second cache.
+func (o *OpenID) Client(ctx context.Context, id string) (storage.Client, error) {
+	return o.client(ctx, id)
+}
+
 func (o *OpenID) client(ctx context.Context, id string) (storage.Client, error) {
 	now := o.now()
 	o.clients.mu.Lock()

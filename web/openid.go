@@ -50,7 +50,11 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Post(provider.LoginPath, h.loginSubmit)
 	r.Post(consentPath, h.consentSubmit)
 	r.Get(provider.LoggedOutPath, h.loggedOut)
-	r.Get(StaticPath+"/mxidp.css", serveStylesheet)
+	r.Get(StaticPath+"/mxidp.css", staticFile("text/css; charset=utf-8", stylesheet))
+	r.Get(StaticPath+"/theme.css", staticFile("text/css; charset=utf-8", o.Branding.themeCSS()))
+	if o.Branding.HasLogo() {
+		r.Get(StaticPath+"/logo", staticFile(o.Branding.LogoType, o.Branding.Logo))
+	}
 	r.HandleFunc("/end_session", h.endSession)
 	r.Post(logoutPath, h.logoutSubmit)
 	// Authorize, its callback, token, introspection and revocation.
@@ -135,8 +139,24 @@ func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storag
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("login.title")
 	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.csrfToken(w, r),
-		Username: username, ClientName: a.ClientID, Error: problem, Remember: remember}
+		Username: username, ClientName: h.clientName(r, a.ClientID), Error: problem, Remember: remember}
 	renderWithFormTarget(w, status, "login.html", form, origin(a.RedirectURI))
+}
+
+// clientName is what users are shown for a client: its name, else its ID.
+func (h *openIDRoutes) clientName(r *http.Request, id string) string {
+	c, err := h.Storage.Client(r.Context(), id)
+	if err != nil {
+		return id
+	}
+	return displayName(c)
+}
+
+func displayName(c storage.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
 }
 
 func origin(uri string) string {
@@ -204,7 +224,7 @@ const consentPath = "/consent"
 // the request authenticated and sends the browser to the library's
 // callback, which issues the code.
 func (h *openIDRoutes) complete(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, s storage.Session) {
-	client, err := h.Login.Store.ClientByID(r.Context(), a.ClientID)
+	client, err := h.Storage.Client(r.Context(), a.ClientID)
 	if err != nil {
 		h.internalError(w, r, "load client", err)
 		return
@@ -249,11 +269,7 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 	}
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("consent.title")
-	name := c.Name
-	if name == "" {
-		name = c.ID
-	}
-	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.csrfToken(w, r), ClientName: name, Username: u.Username}
+	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.csrfToken(w, r), ClientName: displayName(c), Username: u.Username}
 	for _, scope := range a.Scopes {
 		if _, known := catalogues["en"]["consent.scope."+scope]; known {
 			form.Scopes = append(form.Scopes, "consent.scope."+scope)

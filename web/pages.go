@@ -18,11 +18,41 @@ var templates = template.Must(template.ParseFS(templateFiles, "templates/*.html"
 // from any other origin.
 const StaticPath = "/static"
 
-// Branding is how the pages present the platform mxidp serves.
+// Branding is how the pages present the platform mxidp serves. The logo
+// and stylesheet are served by mxidp itself: the pages load nothing from
+// another origin.
 type Branding struct {
 	ProductName  string // above every page
 	PlatformName string // for the link back to the platform
 	PlatformURL  string // "" shows no link
+	PrimaryColor string // #rrggbb
+	Logo         []byte // "" shows the product name alone
+	LogoType     string // its media type
+	Stylesheet   []byte // the platform's CSS, after mxidp's own
+}
+
+// HasLogo reports whether a logo is shown.
+func (b Branding) HasLogo() bool { return len(b.Logo) > 0 }
+
+// themeCSS is the per-deployment stylesheet: the primary colour, then the
+// platform's own CSS, which may override anything.
+func (b Branding) themeCSS() []byte {
+	css := []byte{}
+	if b.PrimaryColor != "" {
+		css = append(css, ":root { --primary: "+b.PrimaryColor+"; }\n"...)
+	}
+	return append(css, b.Stylesheet...)
+}
+
+// staticFile serves bytes prepared at start-up.
+func staticFile(contentType string, body []byte) http.HandlerFunc {
+	ct := []string{contentType}
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = ct
+		h["Cache-Control"] = cssCache
+		w.Write(body)
+	}
 }
 
 // page is what every template gets: the language, the title, branding,
@@ -74,12 +104,4 @@ func messagePage(w http.ResponseWriter, p page, status int, titleID, textID stri
 	render(w, status, "message.html", m)
 }
 
-var cssCache = []string{"public, max-age=86400"}
-var cssType = []string{"text/css; charset=utf-8"}
-
-func serveStylesheet(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h["Content-Type"] = cssType
-	h["Cache-Control"] = cssCache
-	w.Write(stylesheet)
-}
+var cssCache = []string{"public, max-age=3600"}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ type Config struct {
 	Keys          KeysConfig      `yaml:"keys"`
 	Tokens        TokensConfig    `yaml:"tokens"`
 	Sessions      SessionsConfig  `yaml:"sessions"`
+	Branding      BrandingConfig  `yaml:"branding"`
 	Log           LogConfig       `yaml:"log"`
 }
 
@@ -92,6 +95,16 @@ type TokensConfig struct {
 	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
 }
 
+// BrandingConfig makes the login pages look like the platform's own.
+type BrandingConfig struct {
+	ProductName    string `yaml:"product_name"`    // default: matrix.server_name
+	PlatformName   string `yaml:"platform_name"`   // for the link back
+	PlatformURL    string `yaml:"platform_url"`    // "" shows no link
+	PrimaryColor   string `yaml:"primary_color"`   // #rrggbb
+	LogoFile       string `yaml:"logo_file"`       // PNG, JPEG, SVG or WebP, served by mxidp
+	StylesheetFile string `yaml:"stylesheet_file"` // the platform's CSS, served by mxidp after its own
+}
+
 // SessionsConfig sets how long a browser stays signed in at mxidp.
 type SessionsConfig struct {
 	Lifetime time.Duration `yaml:"lifetime"`
@@ -124,6 +137,7 @@ func defaultConfig() Config {
 			RefreshTokenLifetime: provider.DefaultLifetimes.RefreshToken,
 		},
 		Sessions: SessionsConfig{Lifetime: provider.DefaultLifetimes.Session},
+		Branding: BrandingConfig{PrimaryColor: "#2a5db0"},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -327,6 +341,8 @@ func (c *Config) validate() []string {
 		}
 	}
 
+	problems = append(problems, c.Branding.validate(c.Matrix.ServerName)...)
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -390,4 +406,47 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+var hexColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
+// validate checks the branding and fills the product name's default.
+func (b *BrandingConfig) validate(serverName string) []string {
+	var problems []string
+	if b.ProductName == "" {
+		b.ProductName = serverName
+	}
+	if len(b.ProductName) > 64 {
+		problems = append(problems, "branding.product_name: longer than 64 characters; shorten it")
+	}
+	if !hexColor.MatchString(b.PrimaryColor) {
+		problems = append(problems, fmt.Sprintf("branding.primary_color: %q; write a colour like #2a5db0", b.PrimaryColor))
+	}
+	if b.PlatformURL != "" {
+		if err := provider.CheckClientURI(b.PlatformURL); err != nil {
+			problems = append(problems, "branding.platform_url: "+err.Error())
+		} else if b.PlatformName == "" {
+			problems = append(problems, "branding.platform_name: empty, but platform_url is set; name the platform for the link back")
+		}
+	}
+	for key, path := range map[string]string{"branding.logo_file": b.LogoFile, "branding.stylesheet_file": b.StylesheetFile} {
+		if path == "" {
+			continue
+		}
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: %v; give a readable file or remove the option", key, err))
+		case fi.Size() > 1<<20:
+			problems = append(problems, fmt.Sprintf("%s: %s has %d bytes; keep it under 1 MiB", key, path, fi.Size()))
+		}
+	}
+	if b.LogoFile != "" {
+		switch strings.ToLower(filepath.Ext(b.LogoFile)) {
+		case ".png", ".jpg", ".jpeg", ".svg", ".webp":
+		default:
+			problems = append(problems, fmt.Sprintf("branding.logo_file: %q; use a .png, .jpg, .svg or .webp file", b.LogoFile))
+		}
+	}
+	return problems
 }

@@ -146,3 +146,24 @@ func TestEmptyConfigFileMeansDefaults(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestBrandingIsValidatedAndDefaultsToTheServerName(t *testing.T) {
+	c, err := LoadConfig("", env(map[string]string{"MXIDP_MATRIX_SERVER_NAME": "example.org"}))
+	if err != nil || c.Branding.ProductName != "example.org" || c.Branding.PrimaryColor != "#2a5db0" {
+		t.Fatalf("defaults: %+v, %v", c.Branding, err)
+	}
+	logo := filepath.Join(t.TempDir(), "logo.gif")
+	os.WriteFile(logo, []byte("GIF89a"), 0o600)
+	_, err = LoadConfig(writeConfig(t, `
+branding:
+  primary_color: blue
+  platform_url: http://community.example.org
+  logo_file: `+logo+`
+  stylesheet_file: /nonexistent/platform.css
+`), env(nil))
+	for _, want := range []string{"branding.primary_color", "#2a5db0", "branding.platform_url", "https", "branding.logo_file", ".png", "branding.stylesheet_file"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -134,11 +136,34 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	if err != nil {
 		return fail(err)
 	}
+	branding, err := loadBranding(c.Branding)
+	if err != nil {
+		return fail(err)
+	}
 	svc.handler = web.NewHandler(web.Deps{DB: store, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
-		Branding: web.Branding{ProductName: c.Matrix.ServerName},
+		Branding: branding,
 	}})
 	return svc, nil
+}
+
+// loadBranding reads the branding files once, at start-up.
+func loadBranding(b BrandingConfig) (web.Branding, error) {
+	out := web.Branding{ProductName: b.ProductName, PlatformName: b.PlatformName, PlatformURL: b.PlatformURL, PrimaryColor: b.PrimaryColor}
+	var err error
+	if b.LogoFile != "" {
+		if out.Logo, err = os.ReadFile(b.LogoFile); err != nil {
+			return out, fmt.Errorf("branding.logo_file: %w", err)
+		}
+		out.LogoType = map[string]string{".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+			".svg": "image/svg+xml", ".webp": "image/webp"}[strings.ToLower(filepath.Ext(b.LogoFile))]
+	}
+	if b.StylesheetFile != "" {
+		if out.Stylesheet, err = os.ReadFile(b.StylesheetFile); err != nil {
+			return out, fmt.Errorf("branding.stylesheet_file: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // runBackground starts the key-ring refresh, the back-channel delivery
