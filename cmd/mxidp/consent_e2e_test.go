@@ -246,3 +246,30 @@ func TestLoginPageRefusesForgedPostsFramingAndCaching(t *testing.T) {
 		t.Errorf("login with a wrong CSRF token: %d, want 403", p.status)
 	}
 }
+
+// login_hint fills in the username; ui_locales chooses the language ahead
+// of the browser's Accept-Language (OIDC Core §3.1.2.1).
+func TestLoginHintAndUILocalesShapeTheForm(t *testing.T) {
+	e := startOpenID(t, "sqlite")
+	c := e.addClient("app")
+	cfg := e.config(c, oauth2.AuthStyleInHeader)
+	b := newBrowser(t)
+	first := b.get(cfg.AuthCodeURL("s", oidc.Nonce("n"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+		oauth2.SetAuthURLParam("login_hint", "alice"), oauth2.SetAuthURLParam("ui_locales", "de en")))
+	req, _ := http.NewRequest(http.MethodGet, first.location, nil)
+	req.Header.Set("Accept-Language", "en-US")
+	p := b.do(req)
+	f, ok := parseLoginForm(p)
+	if !ok || f.fields["username"] != "alice" {
+		t.Errorf("username field %q, want alice from login_hint", f.fields["username"])
+	}
+	if !strings.Contains(p.body, `<html lang="de">`) {
+		t.Errorf("ui_locales=de did not win over Accept-Language: %s", p.body)
+	}
+	// After a wrong password the username stays and the password does not.
+	p = b.submitLogin(f, "alice", "wrong password")
+	f2, ok := parseLoginForm(p)
+	if p.status != http.StatusUnauthorized || !ok || f2.fields["username"] != "alice" || f2.fields["password"] != "" || !strings.Contains(p.body, `role="alert"`) {
+		t.Errorf("after a wrong password: %d, username %q, password %q", p.status, f2.fields["username"], f2.fields["password"])
+	}
+}
