@@ -4,7 +4,7 @@ GO          ?= go
 BIN         := bin/mxidp
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test bench lint clean
+.PHONY: all build run test bench lint screenshots clean
 
 all: build
 
@@ -30,6 +30,13 @@ bench:
 	$(GO) build -o bin/mxidp-loadgen ./cmd/mxidp-loadgen
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres sh -c 'bin/mxidp-loadgen -mxidp $(BIN); status=$$?; \
 		$(GO) test -run "^$$" -bench . -benchmem ./web/ ./provider/password/ || status=1; exit $$status'
+
+## screenshots: photograph the login, login-error, consent and error pages in
+## headless Chromium, English and German, desktop and phone, into docs/screenshots
+## (SQLite only; fails naming the package when Chromium is missing)
+screenshots:
+	MXIDP_TEST_POSTGRES_REQUIRED=1 MXIDP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
+		$(GO) test -count=1 -run '^TestPageScreenshots$$' ./cmd/mxidp/
 
 ## lint: gofmt, go vet and staticcheck
 lint:
