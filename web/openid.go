@@ -57,7 +57,8 @@ func mountOpenID(r chi.Router, o OpenID) {
 	}
 	r.HandleFunc("/end_session", h.endSession)
 	r.Post(logoutPath, h.logoutSubmit)
-	// Authorize, its callback, token, introspection and revocation.
+	r.HandleFunc("/authorize", h.authorize)
+	// Its callback, token, introspection and revocation.
 	r.NotFound(o.OP.ServeHTTP)
 	r.MethodNotAllowed(o.OP.ServeHTTP)
 }
@@ -102,6 +103,49 @@ func (h *openIDRoutes) userinfo(w http.ResponseWriter, r *http.Request) {
 // page starts the data of a page in the language the request asks for.
 func (h *openIDRoutes) page(r *http.Request, uiLocales string) page {
 	return page{locale: pickLocale(uiLocales, r), Static: h.Issuer + StaticPath, Brand: h.Branding}
+}
+
+// authorize passes the request to the library. When the library cannot
+// send the browser back to the client (unknown client, unregistered
+// redirect URI: never redirected, synapse-oidc.md A3), it answers with a
+// bare text; the user gets mxidp's error page instead, with that text as
+// the detail for the administrators.
+func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
+	cw := &plainErrorCatcher{ResponseWriter: w}
+	h.OP.ServeHTTP(cw, r)
+	if cw.caught {
+		p := h.page(r, r.FormValue("ui_locales"))
+		p.Title = p.T("error.request.title")
+		render(w, http.StatusBadRequest, "message.html", message{page: p, Text: p.T("error.request.text"),
+			Detail: strings.TrimSpace(cw.body.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
+	}
+}
+
+// plainErrorCatcher holds back a plain-text 4xx answer so that a page can
+// replace it; anything else passes through untouched.
+type plainErrorCatcher struct {
+	http.ResponseWriter
+	caught bool
+	body   strings.Builder
+}
+
+func (c *plainErrorCatcher) WriteHeader(status int) {
+	if status >= 400 && status < 500 && strings.HasPrefix(c.Header().Get("Content-Type"), "text/plain") {
+		c.caught = true
+		c.Header().Del("Content-Type")
+		return
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *plainErrorCatcher) Write(b []byte) (int, error) {
+	if c.caught {
+		if c.body.Len() < 1024 {
+			c.body.Write(b)
+		}
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
 }
 
 // csrfCookie holds the double-submit token of the login form.

@@ -89,8 +89,8 @@ func renderWithFormTarget(w http.ResponseWriter, status int, name string, data a
 
 type message struct {
 	page
-	Text, RequestID string
-	Alert           bool
+	Text, Detail, RequestID string
+	Alert                   bool
 }
 
 // messagePage shows a title and a text from the catalogue; an error says

@@ -2,6 +2,7 @@ package main
 
 import (
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -271,5 +272,33 @@ func TestLoginHintAndUILocalesShapeTheForm(t *testing.T) {
 	f2, ok := parseLoginForm(p)
 	if p.status != http.StatusUnauthorized || !ok || f2.fields["username"] != "alice" || f2.fields["password"] != "" || !strings.Contains(p.body, `role="alert"`) {
 		t.Errorf("after a wrong password: %d, username %q, password %q", p.status, f2.fields["username"], f2.fields["password"])
+	}
+}
+
+// A request mxidp cannot send back to the client (A3) gets a page that
+// says what happened and what to do, in the user's language, not a bare
+// "invalid_request".
+func TestUnusableAuthorizeRequestGetsAnExplainingPage(t *testing.T) {
+	e := startOpenID(t, "sqlite")
+	c := e.addClient("app")
+	cfg := e.config(c, oauth2.AuthStyleInHeader)
+	cfg.RedirectURL = c.redirectURI + "/elsewhere"
+	req, _ := http.NewRequest(http.MethodGet, cfg.AuthCodeURL("s", oidc.Nonce("n")), nil)
+	req.Header.Set("Accept-Language", "de")
+	resp, err := newBrowser(t).c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := new(strings.Builder)
+	_, _ = io.Copy(body, resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("status %d, Location %q, Content-Type %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{"Diese Anmeldeanfrage ist ungültig", "redirect_uri", `role="alert"`} {
+		if !strings.Contains(body.String(), want) {
+			t.Errorf("page lacks %q:\n%s", want, body)
+		}
 	}
 }
