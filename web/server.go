@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/mxidp/mxidp/provider/ma1sd"
 )
 
 // Pinger reports whether the database answers.
@@ -30,6 +31,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// OpenID, when set, mounts the OpenID provider and its login pages.
 	OpenID *OpenID
+	// REST, when set, serves the ma1sd-compatible REST service on the
+	// paths ma1sd.Handles names.
+	REST http.Handler
 }
 
 // JWKSPath is where the JSON Web Key Set is served (the path zitadel/oidc
@@ -44,6 +48,9 @@ var jwksMaxAge = []string{"public, max-age=300"}
 func NewHandler(d Deps) http.Handler {
 	r := chi.NewRouter()
 	r.Use(logRequests(d.Logger), securityHeaders)
+	if d.REST != nil {
+		r.Use(restFirst(d.REST))
+	}
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
@@ -73,6 +80,20 @@ func NewHandler(d Deps) http.Handler {
 		mountOpenID(r, *d.OpenID)
 	}
 	return r
+}
+
+// restFirst hands the REST service its paths before routing, so that
+// "//path" reaches it instead of a 404 or a redirect (ma1sd-rest.md §3.4).
+func restFirst(rest http.Handler) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ma1sd.Handles(r.URL.Path) {
+				rest.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

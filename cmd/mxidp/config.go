@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,6 +36,7 @@ type Config struct {
 	Tokens        TokensConfig    `yaml:"tokens"`
 	Sessions      SessionsConfig  `yaml:"sessions"`
 	Branding      BrandingConfig  `yaml:"branding"`
+	REST          RESTConfig      `yaml:"rest"`
 	Log           LogConfig       `yaml:"log"`
 }
 
@@ -110,6 +112,31 @@ type SessionsConfig struct {
 	Lifetime time.Duration `yaml:"lifetime"`
 }
 
+// RESTConfig is the ma1sd-compatible REST service (docs/rest.md): the
+// Synapse REST password provider's check_credentials and ma1sd's REST
+// identity store.
+type RESTConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// SharedSecretFile holds a token callers must send as
+	// "Authorization: Bearer …"; "" requires none.
+	SharedSecretFile string `yaml:"shared_secret_file"`
+	// AllowedNetworks are the source networks served, as CIDRs; empty
+	// serves every address.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// Timeout bounds every REST request (ma1sd-rest.md §3.7).
+	Timeout time.Duration `yaml:"timeout"`
+	// DirectoryMaxResults caps one user-directory answer.
+	DirectoryMaxResults int `yaml:"directory_max_results"`
+	// ExposeProfileThreepids lets profile/threepids return e-mail
+	// addresses, which ma1sd can show to unauthenticated clients.
+	ExposeProfileThreepids bool `yaml:"expose_profile_threepids"`
+	// LoginDisplayName and LoginThreepids put the display name and the
+	// verified e-mail address into login answers, which the Synapse
+	// provider copies into Synapse.
+	LoginDisplayName bool `yaml:"login_display_name"`
+	LoginThreepids   bool `yaml:"login_threepids"`
+}
+
 // LogConfig shapes the log.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
@@ -138,7 +165,14 @@ func defaultConfig() Config {
 		},
 		Sessions: SessionsConfig{Lifetime: provider.DefaultLifetimes.Session},
 		Branding: BrandingConfig{PrimaryColor: "#2a5db0"},
-		Log:      LogConfig{Level: "info", Format: "text"},
+		REST: RESTConfig{
+			AllowedNetworks:     []string{"127.0.0.0/8", "::1/128"},
+			Timeout:             5 * time.Second,
+			DirectoryMaxResults: 50,
+			LoginDisplayName:    true,
+			LoginThreepids:      true,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -342,6 +376,7 @@ func (c *Config) validate() []string {
 	}
 
 	problems = append(problems, c.Branding.validate(c.Matrix.ServerName)...)
+	problems = append(problems, c.REST.validate()...)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -449,4 +484,52 @@ func (b *BrandingConfig) validate(serverName string) []string {
 		}
 	}
 	return problems
+}
+
+// validate checks the REST service's options. The shared secret file is
+// read at start-up (readSecret), where a missing file is reported.
+func (r *RESTConfig) validate() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for _, n := range r.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			add("rest.allowed_networks: %q is not a network; write CIDRs like 10.0.0.0/8 or 192.0.2.7/32", n)
+		}
+	}
+	// Below the 30 s write timeout of the listener, so the answer always
+	// gets out; callers never time out themselves (ma1sd-rest.md §3.7).
+	if r.Timeout < 100*time.Millisecond || r.Timeout > 25*time.Second {
+		add("rest.timeout: %v; use between 100ms and 25s, like 5s", r.Timeout)
+	}
+	if r.DirectoryMaxResults < 1 || r.DirectoryMaxResults > 1000 {
+		add("rest.directory_max_results: %d; use between 1 and 1000, like 50", r.DirectoryMaxResults)
+	}
+	return problems
+}
+
+// networks parses AllowedNetworks (already validated).
+func (r RESTConfig) networks() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range r.AllowedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// sharedSecret reads the shared secret file; "" when none is configured.
+func (r RESTConfig) sharedSecret() (string, error) {
+	if r.SharedSecretFile == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(r.SharedSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("rest.shared_secret_file: %w; create it with a long random token, or remove the option", err)
+	}
+	secret := strings.TrimSpace(string(data))
+	if len(secret) < 16 {
+		return "", fmt.Errorf("rest.shared_secret_file: %s holds %d characters; put a random token of at least 16 in it (openssl rand -hex 32)", r.SharedSecretFile, len(secret))
+	}
+	return secret, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/provider"
+	"github.com/mxidp/mxidp/provider/ma1sd"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/web"
 	"github.com/spf13/cobra"
@@ -140,10 +141,24 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	if err != nil {
 		return fail(err)
 	}
+	var rest http.Handler
+	if c.REST.Enabled {
+		secret, err := c.REST.sharedSecret()
+		if err != nil {
+			return fail(err)
+		}
+		rest = ma1sd.New(store, login, c.Matrix.ServerName, ma1sd.Options{
+			SharedSecret: secret, AllowedNetworks: c.REST.networks(), Timeout: c.REST.Timeout,
+			MaxResults: c.REST.DirectoryMaxResults, ExposeProfileThreepids: c.REST.ExposeProfileThreepids,
+			LoginOmitsDisplayName: !c.REST.LoginDisplayName, LoginOmitsThreePIDs: !c.REST.LoginThreepids,
+			Logger: log.With("service", "rest"),
+		})
+		log.Info("REST service enabled", "allowed_networks", c.REST.AllowedNetworks, "shared_secret", secret != "")
+	}
 	svc.handler = web.NewHandler(web.Deps{DB: store, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
 		Branding: branding,
-	}})
+	}, REST: rest})
 	return svc, nil
 }
 

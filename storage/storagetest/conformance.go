@@ -27,6 +27,8 @@ func Conformance(t *testing.T, open Opener) {
 		{"MigrateIsIdempotent", testMigrateIsIdempotent},
 		{"ConsentIsRememberedReplacedAndDeletedWithTheUser", testConsentIsRememberedReplacedAndDeletedWithTheUser},
 		{"ClientNameRoundTrips", testClientNameRoundTrips},
+		{"SearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase", testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase},
+		{"UsersByEmailsFindsEveryAddressInBatches", testUsersByEmailsFindsEveryAddressInBatches},
 		{"UserRoundTrip", testUserRoundTrip},
 		{"UserUniqueness", testUserUniqueness},
 		{"UserUpdate", testUserUpdate},

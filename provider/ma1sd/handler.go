@@ -1,0 +1,247 @@
+package ma1sd
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mxidp/mxidp/provider"
+	"github.com/mxidp/mxidp/storage"
+)
+
+// Prefixes are the default ma1sd (first) and mxisd REST-backend path
+// prefixes; both are served (ma1sd-rest.md §1).
+var Prefixes = []string{"/_ma1sd/backend/api/v1", "/_mxisd/backend/api/v1"}
+
+// CheckCredentialsPath is the fixed path of the Synapse REST password
+// provider (ma1sd-rest.md §4).
+const CheckCredentialsPath = "/_matrix-internal/identity/v1/check_credentials"
+
+// Defaults for Options left zero.
+const (
+	DefaultTimeout    = 5 * time.Second
+	DefaultMaxResults = 50
+)
+
+// Request body caps (ma1sd-rest.md §7): bulk lookups carry contact books.
+const (
+	maxBody     = 1 << 20
+	maxBulkBody = 8 << 20
+)
+
+// Options tune the service; the zero value is usable.
+type Options struct {
+	// SharedSecret, when set, must arrive as "Authorization: Bearer …".
+	// Neither ma1sd nor the Synapse provider can send it (§3.1): use it
+	// only behind a proxy that adds the header.
+	SharedSecret string
+	// AllowedNetworks, when not empty, are the only source addresses
+	// served (the TCP peer, since the callers connect directly).
+	AllowedNetworks []netip.Prefix
+	// Timeout bounds every request (§3.7); DefaultTimeout when zero.
+	Timeout time.Duration
+	// MaxResults caps directory results; DefaultMaxResults when zero.
+	MaxResults int
+	// ExposeProfileThreepids lets profile/threepids answer with data,
+	// which ma1sd may show to unauthenticated clients (§5.5).
+	ExposeProfileThreepids bool
+	// LoginOmitsDisplayName and LoginOmitsThreePIDs leave these out of
+	// login answers, for provider versions that fail writing them into
+	// newer Synapse (ma1sd-rest.md §4.4).
+	LoginOmitsDisplayName bool
+	LoginOmitsThreePIDs   bool
+	Logger                *slog.Logger
+}
+
+// Service is the http.Handler of both protocols.
+type Service struct {
+	store      *storage.Store
+	login      *provider.Login
+	serverName string
+	opts       Options
+	routes     map[string]route
+}
+
+type route struct {
+	maxBody int64
+	serve   func(ctx context.Context, body []byte) (int, any)
+}
+
+// New returns the service for the Matrix server serverName.
+func New(store *storage.Store, login *provider.Login, serverName string, opts Options) *Service {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxResults <= 0 {
+		opts.MaxResults = DefaultMaxResults
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Service{store: store, login: login, serverName: serverName, opts: opts, routes: map[string]route{}}
+	s.routes[CheckCredentialsPath] = route{maxBody, s.checkCredentials}
+	for _, p := range Prefixes {
+		s.routes[p+"/auth/login"] = route{maxBody, s.authLogin}
+		s.routes[p+"/directory/user/search"] = route{maxBody, s.directorySearch}
+		s.routes[p+"/identity/single"] = route{maxBody, s.identitySingle}
+		s.routes[p+"/identity/bulk"] = route{maxBulkBody, s.identityBulk}
+		s.routes[p+"/profile/displayName"] = route{maxBody, s.profileDisplayName}
+		s.routes[p+"/profile/threepids"] = route{maxBody, s.profileThreepids}
+		s.routes[p+"/profile/roles"] = route{maxBody, s.profileRoles}
+	}
+	return s
+}
+
+// Handles reports whether path (with repeated slashes) belongs to this
+// service, so a router can send it here before its own path cleaning.
+func Handles(path string) bool {
+	path = collapseSlashes(path)
+	for _, p := range append([]string{"/_matrix-internal/"}, Prefixes...) {
+		if strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/") || path == strings.TrimSuffix(p, "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// collapseSlashes treats "//x" as "/x" (§3.4: an operator's trailing
+// slash in the caller's base URL doubles it; a redirect would break POST).
+func collapseSlashes(p string) string {
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	return p
+}
+
+// matrixError is the error body of ma1sd-rest.md §3.5.
+type matrixError struct {
+	Errcode string `json:"errcode"`
+	Error   string `json:"error"`
+}
+
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// Never a dropped connection (§8.7 TR-05): a bug answers 503.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.opts.Logger.Error("REST handler panicked", "path", r.URL.Path, "panic", v)
+			writeJSON(w, http.StatusServiceUnavailable, matrixError{"M_UNKNOWN", "internal error"})
+		}
+	}()
+	if !s.allowed(r) {
+		writeJSON(w, http.StatusForbidden, matrixError{"M_FORBIDDEN", "this address may not use the REST service"})
+		return
+	}
+	if s.opts.SharedSecret != "" && !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mxidp-rest"`)
+		writeJSON(w, http.StatusUnauthorized, matrixError{"M_UNKNOWN_TOKEN", "missing or wrong bearer token"})
+		return
+	}
+	rt, ok := s.routes[collapseSlashes(r.URL.Path)]
+	if !ok {
+		writeJSON(w, http.StatusNotFound, matrixError{"M_UNRECOGNIZED", "unknown endpoint"})
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, matrixError{"M_UNRECOGNIZED", "only POST is allowed"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rt.maxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, matrixError{"M_TOO_LARGE", "request body too large"})
+		return
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, matrixError{"M_NOT_JSON", "cannot read the request body"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
+	defer cancel()
+	status, v := rt.serve(ctx, body)
+	writeJSON(w, status, v)
+}
+
+func (s *Service) allowed(r *http.Request) bool {
+	if len(s.opts.AllowedNetworks) == 0 {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, n := range s.opts.AllowedNetworks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) authorized(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.SharedSecret)) == 1
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// errBody is a 4xx answer to a malformed request.
+type errBody struct {
+	status int
+	err    matrixError
+}
+
+func badJSON(msg string) *errBody {
+	return &errBody{http.StatusBadRequest, matrixError{"M_BAD_JSON", msg}}
+}
+
+// decode reads a JSON object into v: not JSON or not an object is
+// M_NOT_JSON, a member of the wrong type M_BAD_JSON (§3.5). Unknown
+// members are ignored (§3.1).
+func decode(body []byte, v any) *errBody {
+	trimmed := strings.TrimLeft(string(body), " \t\r\n")
+	if !json.Valid(body) || !strings.HasPrefix(trimmed, "{") {
+		return &errBody{http.StatusBadRequest, matrixError{"M_NOT_JSON", "the body must be a JSON object"}}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return badJSON("member " + typeErr.Field + " has the wrong type")
+		}
+		return badJSON(err.Error())
+	}
+	return nil
+}
+
+func (e *errBody) answer() (int, any) { return e.status, e.err }
+
+// unavailable is the answer to an internal failure where the caller must
+// see one (§3.6).
+func unavailable() (int, any) {
+	return http.StatusServiceUnavailable, matrixError{"M_UNKNOWN", "temporarily unavailable; try again"}
+}

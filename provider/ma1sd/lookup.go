@@ -1,0 +1,219 @@
+package ma1sd
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/mxidp/mxidp/storage"
+)
+
+// localpartOf returns the localpart of u when directory and lookups may
+// reveal u: enabled, with a username Matrix accepts.
+func (s *Service) localpartOf(u storage.User) (string, bool) {
+	if u.Disabled {
+		return "", false
+	}
+	lp, err := canonicalOf(u.Username, s.serverName)
+	return lp, err == nil
+}
+
+type directoryRequest struct {
+	By         *string `json:"by"`
+	SearchTerm *string `json:"search_term"`
+}
+
+type directoryResult struct {
+	UserID      string `json:"user_id"` // bare localpart (§5.2)
+	DisplayName string `json:"display_name,omitempty"`
+	AvatarURL   string `json:"avatar_url,omitempty"`
+}
+
+type directoryAnswer struct {
+	Limited bool              `json:"limited"`
+	Results []directoryResult `json:"results"`
+}
+
+// directorySearch is ma1sd's directory/user/search (ma1sd-rest.md §5.2).
+// A failure answers an empty, limited result: any other status would
+// also discard the homeserver's own results (§3.6).
+func (s *Service) directorySearch(ctx context.Context, body []byte) (int, any) {
+	var req directoryRequest
+	if e := decode(body, &req); e != nil {
+		return e.answer()
+	}
+	if req.By == nil {
+		return badJSON("by must be a string").answer()
+	}
+	if *req.By != "name" && *req.By != "threepid" {
+		return http.StatusBadRequest, matrixError{"M_INVALID_PARAM", `by must be "name" or "threepid"`}
+	}
+	empty := directoryAnswer{Results: []directoryResult{}}
+	term := ""
+	if req.SearchTerm != nil {
+		term = strings.TrimSpace(*req.SearchTerm)
+	}
+	if local, domain, ok := strings.Cut(term, ":"); ok && *req.By == "name" {
+		if !strings.EqualFold(domain, s.serverName) {
+			return http.StatusOK, empty
+		}
+		term = strings.TrimPrefix(local, "@")
+	}
+	if strings.TrimSpace(term) == "" {
+		return http.StatusOK, empty
+	}
+	var users []storage.User
+	var err error
+	if *req.By == "name" {
+		users, err = s.store.SearchUsers(ctx, strings.Fields(term), s.opts.MaxResults+1)
+	} else {
+		users, err = s.usersByThreePID(ctx, term)
+	}
+	if err != nil {
+		s.opts.Logger.Error("directory search failed", "err", err)
+		return http.StatusOK, directoryAnswer{Limited: true, Results: []directoryResult{}}
+	}
+	out := empty
+	for _, u := range users {
+		lp, ok := s.localpartOf(u)
+		if !ok {
+			continue
+		}
+		if len(out.Results) == s.opts.MaxResults {
+			out.Limited = true
+			break
+		}
+		out.Results = append(out.Results, directoryResult{UserID: lp, DisplayName: u.DisplayName})
+	}
+	return http.StatusOK, out
+}
+
+// usersByThreePID finds the owner of a verified 3PID, matched exactly
+// (§5.2: no e-mail enumeration by prefix).
+func (s *Service) usersByThreePID(ctx context.Context, term string) ([]storage.User, error) {
+	medium := "msisdn"
+	if strings.Contains(term, "@") {
+		medium = "email"
+	}
+	u, ok, err := s.ownerOf(ctx, medium, term)
+	if err != nil || !ok {
+		return []storage.User{}, err
+	}
+	return []storage.User{u}, nil
+}
+
+// ownerOf returns the enabled user who verified this 3PID. Only e-mail is
+// stored so far; every msisdn is unknown.
+func (s *Service) ownerOf(ctx context.Context, medium, address string) (storage.User, bool, error) {
+	if medium != "email" {
+		return storage.User{}, false, nil
+	}
+	u, err := s.store.UserByEmail(ctx, normaliseEmail(address))
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.User{}, false, err
+	}
+	if _, ok := s.localpartOf(u); !ok || !u.EmailVerified {
+		return storage.User{}, false, nil
+	}
+	return u, true, nil
+}
+
+// normaliseEmail is the matching form of an address (§3A.4).
+func normaliseEmail(address string) string {
+	return strings.ToLower(strings.TrimSpace(address))
+}
+
+type lookupEntry struct {
+	Medium  string       `json:"medium"`
+	Address string       `json:"address"`
+	ID      *localpartID `json:"id,omitempty"`
+}
+
+type singleRequest struct {
+	Lookup *struct {
+		Medium  *string `json:"medium"`
+		Address *string `json:"address"`
+	} `json:"lookup"`
+}
+
+// identitySingle is ma1sd's identity/single (ma1sd-rest.md §5.3): found
+// echoes medium and address verbatim, not found is {} with no lookup key.
+func (s *Service) identitySingle(ctx context.Context, body []byte) (int, any) {
+	var req singleRequest
+	if e := decode(body, &req); e != nil {
+		return e.answer()
+	}
+	if req.Lookup == nil || req.Lookup.Medium == nil || req.Lookup.Address == nil {
+		return badJSON("lookup must be an object with string medium and address").answer()
+	}
+	medium, address := *req.Lookup.Medium, *req.Lookup.Address
+	u, ok, err := s.ownerOf(ctx, medium, address)
+	if err != nil {
+		s.opts.Logger.Error("identity lookup failed", "err", err)
+		return unavailable()
+	}
+	if !ok {
+		return http.StatusOK, struct{}{}
+	}
+	lp, _ := s.localpartOf(u)
+	return http.StatusOK, map[string]lookupEntry{"lookup": {medium, address, &localpartID{"localpart", lp}}}
+}
+
+type bulkRequest struct {
+	Lookup *[]struct {
+		Medium  *string `json:"medium"`
+		Address *string `json:"address"`
+	} `json:"lookup"`
+}
+
+type bulkAnswer struct {
+	Lookup []lookupEntry `json:"lookup"`
+}
+
+// identityBulk is ma1sd's identity/bulk (ma1sd-rest.md §5.4): hits only,
+// in request order, one per distinct pair, echoed byte for byte. Entries
+// without a string medium and address are skipped, not fatal to the batch.
+func (s *Service) identityBulk(ctx context.Context, body []byte) (int, any) {
+	var req bulkRequest
+	if e := decode(body, &req); e != nil {
+		return e.answer()
+	}
+	if req.Lookup == nil {
+		return badJSON("lookup must be an array").answer()
+	}
+	var emails []string
+	for _, l := range *req.Lookup {
+		if l.Medium != nil && l.Address != nil && *l.Medium == "email" {
+			emails = append(emails, normaliseEmail(*l.Address))
+		}
+	}
+	owners, err := s.store.UsersByEmails(ctx, emails)
+	if err != nil {
+		s.opts.Logger.Error("bulk identity lookup failed", "err", err)
+		return unavailable()
+	}
+	out := bulkAnswer{Lookup: []lookupEntry{}}
+	seen := map[[2]string]bool{}
+	for _, l := range *req.Lookup {
+		if l.Medium == nil || l.Address == nil || *l.Medium != "email" {
+			continue
+		}
+		key := [2]string{*l.Medium, *l.Address}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		u, ok := owners[normaliseEmail(*l.Address)]
+		if !ok || !u.EmailVerified {
+			continue
+		}
+		if lp, ok := s.localpartOf(u); ok {
+			out.Lookup = append(out.Lookup, lookupEntry{*l.Medium, *l.Address, &localpartID{"localpart", lp}})
+		}
+	}
+	return http.StatusOK, out
+}

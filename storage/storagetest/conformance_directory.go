@@ -1,0 +1,92 @@
+package storagetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/mxidp/mxidp/storage"
+)
+
+func directoryUsers(t *testing.T, s *storage.Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, u := range []storage.User{
+		{ID: "u1", Username: "alice", DisplayName: "Alice Liddell", Email: "alice@example.com", EmailVerified: true},
+		{ID: "u2", Username: "alicia", DisplayName: "Alicia Keys", Email: "alicia@example.com"},
+		{ID: "u3", Username: "bob", DisplayName: "Bob 100% Builder", Email: "bob@example.net", EmailVerified: true},
+		{ID: "u4", Username: "carol", DisplayName: "Carol Liddell", Disabled: true},
+		{ID: "u5", Username: "dave_x", DisplayName: `Dave \ Back`},
+		{ID: "u6", Username: "malice", DisplayName: "Mallory"},
+	} {
+		if _, err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func usernames(users []storage.User) []string {
+	out := []string{}
+	for _, u := range users {
+		out = append(out, u.Username)
+	}
+	return out
+}
+
+func testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase(t *testing.T, open Opener) {
+	s := open(t, storage.Options{})
+	directoryUsers(t, s)
+	for _, tc := range []struct {
+		terms []string
+		limit int
+		want  []string
+	}{
+		{[]string{"ALI"}, 10, []string{"alice", "alicia"}},                   // prefix of the username, not "malice"
+		{[]string{"alice"}, 10, []string{"alice"}},                           // exact username first, substring of names
+		{[]string{"liddell"}, 10, []string{"alice"}},                         // disabled carol is never found
+		{[]string{"ali", "keys"}, 10, []string{"alicia"}},                    // every term must match
+		{[]string{"ali"}, 1, []string{"alice"}},                              // the limit holds
+		{[]string{"%"}, 10, []string{"bob"}},                                 // % only matches itself
+		{[]string{"_"}, 10, []string{}},                                      // _ only matches itself: no username starts with _
+		{[]string{"dave_"}, 10, []string{"dave_x"}},                          // ... but is found where it is
+		{[]string{`\`}, 10, []string{"dave_x"}},                              // a backslash matches itself
+		{[]string{}, 10, []string{}},                                         // no terms, no results
+		{[]string{"Mall", "o", "r", "y", "ignored"}, 10, []string{"malice"}}, // terms beyond MaxSearchTerms are ignored
+	} {
+		t.Run(fmt.Sprint(tc.terms, tc.limit), func(t *testing.T) {
+			got, err := s.SearchUsers(context.Background(), tc.terms, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(usernames(got), tc.want) {
+				t.Errorf("SearchUsers(%q, %d) = %v; want %v", tc.terms, tc.limit, usernames(got), tc.want)
+			}
+		})
+	}
+}
+
+func testUsersByEmailsFindsEveryAddressInBatches(t *testing.T, open Opener) {
+	s := open(t, storage.Options{})
+	directoryUsers(t, s)
+	emails := []string{"bob@example.net", "alicia@example.com", ""}
+	for i := range 1200 { // more than one batch
+		emails = append(emails, fmt.Sprintf("nobody%d@example.org", i))
+	}
+	emails = append(emails, "alice@example.com", "bob@example.net")
+	got, err := s.UsersByEmails(context.Background(), emails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for e, u := range got {
+		found[e] = u.Username
+	}
+	want := map[string]string{"alice@example.com": "alice", "alicia@example.com": "alicia", "bob@example.net": "bob"}
+	if !reflect.DeepEqual(found, want) {
+		t.Errorf("UsersByEmails = %v; want %v", found, want)
+	}
+	if !got["alice@example.com"].EmailVerified || got["alicia@example.com"].EmailVerified {
+		t.Error("UsersByEmails lost the verified flags")
+	}
+}
