@@ -211,19 +211,31 @@ func origin(uri string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// loginSubmit checks the password and completes the request.
-func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
+// postedForm reads a form about a pending authorization request (the
+// login and consent forms): size-capped, its request still pending, its
+// CSRF token matching the browser's. Otherwise the user gets a page saying
+// what went wrong and false.
+func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
-		return
+		return storage.AuthRequest{}, false
 	}
 	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
 	if !ok {
-		return
+		return a, false
 	}
 	if !h.csrfValid(r) {
 		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.form.title", "error.csrf.text")
+		return storage.AuthRequest{}, false
+	}
+	return a, true
+}
+
+// loginSubmit checks the password and completes the request.
+func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	a, ok := h.postedForm(w, r)
+	if !ok {
 		return
 	}
 	username := r.PostForm.Get("username")
@@ -325,17 +337,8 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 // consentSubmit records the user's decision: allow (remembered when asked)
 // completes the login, deny sends access_denied to the client.
 func (h *openIDRoutes) consentSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
-		return
-	}
-	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
+	a, ok := h.postedForm(w, r)
 	if !ok {
-		return
-	}
-	if !h.csrfValid(r) {
-		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.form.title", "error.csrf.text")
 		return
 	}
 	// Only the browser that logged in may decide, through its session.
