@@ -46,7 +46,7 @@ const requestIDHeader = "X-Request-Id"
 // query, which can hold codes and tokens), status, size, duration and
 // request ID. It also recovers from panics, so that none reaches a user: the
 // user gets a plain 500 and the log gets the stack.
-func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
+func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -64,6 +64,7 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 						http.Error(rec, "internal error; the request ID is "+id, http.StatusInternalServerError)
 					}
 				}
+				m.observe(r.URL.Path, rec.status, time.Since(start))
 				// Attributes are built only when the line is written: the
 				// hot paths (discovery, keys) pay nothing at warn level.
 				if log.Enabled(r.Context(), slog.LevelInfo) {

@@ -34,6 +34,9 @@ type Deps struct {
 	// REST, when set, serves the ma1sd-compatible REST service on the
 	// paths ma1sd.Handles names.
 	REST http.Handler
+	// PendingLogouts, when set, counts queued back-channel logout notices
+	// for /metrics.
+	PendingLogouts func(context.Context) (int, error)
 }
 
 // JWKSPath is where the JSON Web Key Set is served (the path zitadel/oidc
@@ -47,7 +50,8 @@ var jwksMaxAge = []string{"public, max-age=300"}
 // NewHandler returns the complete HTTP handler.
 func NewHandler(d Deps) http.Handler {
 	r := chi.NewRouter()
-	r.Use(logRequests(d.Logger), securityHeaders)
+	m := newMetrics(d.PendingLogouts)
+	r.Use(logRequests(d.Logger, m), securityHeaders)
 	if d.REST != nil {
 		r.Use(restFirst(d.REST))
 	}
@@ -70,6 +74,7 @@ func NewHandler(d Deps) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	r.Get(MetricsPath, m.handler().ServeHTTP)
 	r.Get(JWKSPath, func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Content-Type"] = valueJSON

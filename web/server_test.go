@@ -104,7 +104,7 @@ func TestJWKSIsCacheableJSONWithSecurityHeaders(t *testing.T) {
 func TestPanicsBecomeA500AndALogEntry(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	h := logRequests(log)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	h := logRequests(log, newMetrics(nil))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x?code=SECRETCODE", nil))
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "boom") || !strings.Contains(rec.Body.String(), rec.Header().Get(requestIDHeader)) {
@@ -117,3 +117,28 @@ func TestPanicsBecomeA500AndALogEntry(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestMetricsCountRequestsByKnownRoute(t *testing.T) {
+	f := newFixture(t, true)
+	get(t, f.srv.URL+"/healthz")
+	get(t, f.srv.URL+"/keys")
+	get(t, f.srv.URL+"/no/such/page/"+strings.Repeat("x", 20))
+	resp, body := get(t, f.srv.URL+MetricsPath)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`mxidp_http_requests_total{code="200",route="/healthz"} 1`,
+		`mxidp_http_requests_total{code="200",route="/keys"} 1`,
+		`mxidp_http_requests_total{code="404",route="other"} 1`,
+		`mxidp_http_request_duration_seconds_bucket{route="/keys",le="0.005"}`,
+		"go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "xxxxxxxx") {
+		t.Error("an unknown path became a label")
+	}
+}

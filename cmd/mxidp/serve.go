@@ -158,7 +158,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	svc.handler = web.NewHandler(web.Deps{DB: store, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
 		Branding: branding,
-	}, REST: rest})
+	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }
 

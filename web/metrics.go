@@ -1,0 +1,87 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mxidp/mxidp/provider/ma1sd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MetricsPath serves Prometheus metrics (interface.md, "Operations").
+const MetricsPath = "/metrics"
+
+// metrics are the HTTP surface's Prometheus metrics, in a registry of their
+// own (no global state).
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// knownRoutes name the paths metrics are labelled with; anything else is
+// "other", so that scanners cannot blow up the label set.
+var knownRoutes = map[string]bool{
+	"/authorize": true, "/authorize/callback": true, "/oauth/token": true, "/oauth/introspect": true,
+	"/revoke": true, "/userinfo": true, "/end_session": true, JWKSPath: true, "/.well-known/openid-configuration": true,
+	"/login": true, "/consent": true, "/logout": true, "/logged-out": true,
+	"/healthz": true, "/readyz": true, MetricsPath: true,
+}
+
+func routeLabel(path string) string {
+	switch {
+	case knownRoutes[path]:
+		return path
+	case ma1sd.Handles(path):
+		return "rest"
+	case len(path) > len(StaticPath) && path[:len(StaticPath)+1] == StaticPath+"/":
+		return StaticPath
+	default:
+		return "other"
+	}
+}
+
+// newMetrics registers the request metrics, Go and process metrics, and
+// the length of the back-channel logout queue when pending is given.
+func newMetrics(pending func(context.Context) (int, error)) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxidp_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mxidp_http_request_duration_seconds", Help: "Time to answer HTTP requests, by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pending != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mxidp_backchannel_logout_pending", Help: "Back-channel logout notices waiting for delivery (-1: database unavailable).",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := pending(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	}
+	return m
+}
+
+func (m *metrics) observe(path string, status int, d time.Duration) {
+	route := routeLabel(path)
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
