@@ -207,6 +207,9 @@ func (a *app) createDemoUser(ctx context.Context, c Config, store *storage.Store
 		return fmt.Errorf("create demo user: %w", err)
 	}
 	fmt.Fprintf(a.stdout, "mxidp: created demo user\n  username: demo\n  password: %s\n  (shown once; change it with: mxidp user passwd demo)\n", pw)
+	fmt.Fprintf(a.stdout, "mxidp: next, register your homeserver and print its oidc_providers block:\n"+
+		"  bin/mxidp client add synapse --skip-consent --redirect-uri http://localhost:8008/_synapse/client/oidc/callback\n"+
+		"  bin/mxidp synapse-config --client synapse\n")
 	return nil
 }
 
