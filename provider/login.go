@@ -183,10 +183,8 @@ func (l *Login) Complete(ctx context.Context, authRequestID string, s storage.Se
 // without asking for the password again: not when the client asked for a
 // fresh login (prompt=login) or the authentication is older than max_age.
 func (l *Login) SatisfiedBy(a storage.AuthRequest, s storage.Session) bool {
-	for _, p := range a.Prompt {
-		if p == "login" {
-			return false
-		}
+	if slices.Contains(a.Prompt, "login") {
+		return false
 	}
 	if a.MaxAge != nil && l.now().Sub(s.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
 		return false
