@@ -30,6 +30,8 @@ type NewUser struct {
 	Username    string
 	Email       string // set by the operator, so counted as verified
 	DisplayName string
+	MSISDN      string // phone number in any common spelling; set by the operator, so verified
+	AvatarURL   string // mxc:// URI
 	Password    string
 }
 
@@ -40,23 +42,78 @@ func (a *Accounts) AddUser(ctx context.Context, nu NewUser) (storage.User, error
 	if err != nil {
 		return storage.User{}, err
 	}
-	email, err := normaliseEmail(nu.Email)
-	if err != nil {
+	u := storage.User{ID: newUserID(), Username: lp}
+	if err := applyProfile(&u, Profile{Email: &nu.Email, DisplayName: &nu.DisplayName, MSISDN: &nu.MSISDN, AvatarURL: &nu.AvatarURL}); err != nil {
 		return storage.User{}, err
 	}
-	hash, err := a.hashPassword(nu.Password)
-	if err != nil {
+	if u.PasswordHash, err = a.hashPassword(nu.Password); err != nil {
 		return storage.User{}, err
 	}
-	u, err := a.Store.CreateUser(ctx, storage.User{
-		ID: newUserID(), Username: lp, Email: email, EmailVerified: email != "",
-		DisplayName: strings.TrimSpace(nu.DisplayName), PasswordHash: hash,
+	created, err := a.Store.CreateUser(ctx, u)
+	if errors.Is(err, storage.ErrAlreadyExists) {
+		return storage.User{}, taken(u)
+	}
+	return created, err
+}
+
+// taken explains an ErrAlreadyExists for u: one of its unique fields is
+// someone else's.
+func taken(u storage.User) error {
+	what := []string{fmt.Sprintf("named %q", u.Username)}
+	if u.Email != "" {
+		what = append(what, fmt.Sprintf("with e-mail %q", u.Email))
+	}
+	if u.MSISDN != "" {
+		what = append(what, fmt.Sprintf("with phone number %s", u.MSISDN))
+	}
+	return fmt.Errorf("a user %s exists already", strings.Join(what, " or "))
+}
+
+// Profile is a change to a user's profile: nil fields stay as they are,
+// and "" clears a field.
+type Profile struct {
+	Email, DisplayName, MSISDN, AvatarURL *string
+}
+
+// applyProfile checks and normalises the fields p sets and writes them to u.
+func applyProfile(u *storage.User, p Profile) error {
+	if p.Email != nil {
+		email, err := normaliseEmail(*p.Email)
+		if err != nil {
+			return err
+		}
+		u.Email, u.EmailVerified = email, email != ""
+	}
+	if p.DisplayName != nil {
+		u.DisplayName = strings.TrimSpace(*p.DisplayName)
+	}
+	if p.MSISDN != nil {
+		m, err := normaliseMSISDN(*p.MSISDN)
+		if err != nil {
+			return err
+		}
+		u.MSISDN = m
+	}
+	if p.AvatarURL != nil {
+		avatar, err := checkAvatarURL(*p.AvatarURL)
+		if err != nil {
+			return err
+		}
+		u.AvatarURL = avatar
+	}
+	return nil
+}
+
+// UpdateProfile changes the profile fields p sets.
+func (a *Accounts) UpdateProfile(ctx context.Context, username string, p Profile) (storage.User, error) {
+	var changed storage.User
+	u, err := a.updateUser(ctx, username, func(u *storage.User) error {
+		err := applyProfile(u, p)
+		changed = *u
+		return err
 	})
 	if errors.Is(err, storage.ErrAlreadyExists) {
-		if email != "" {
-			return storage.User{}, fmt.Errorf("a user named %q or with e-mail %q exists already", lp, email)
-		}
-		return storage.User{}, fmt.Errorf("a user named %q exists already", lp)
+		return storage.User{}, taken(changed)
 	}
 	return u, err
 }

@@ -45,6 +45,8 @@ func TestAddUserNormalisesAndHashes(t *testing.T) {
 			"short password": {Username: "bob", Password: "short"},
 			"bad username":   {Username: "bob smith", Password: "long enough"},
 			"bad e-mail":     {Username: "bob", Email: "Bob <bob@example.org>", Password: "long enough"},
+			"bad phone":      {Username: "bob", MSISDN: "+44 7700 CALLME", Password: "long enough"},
+			"http avatar":    {Username: "bob", AvatarURL: "https://example.org/bob.png", Password: "long enough"},
 		} {
 			if _, err := a.AddUser(ctx, nu); err == nil {
 				t.Errorf("%s accepted", name)
@@ -53,6 +55,31 @@ func TestAddUserNormalisesAndHashes(t *testing.T) {
 		noMail, err := a.AddUser(ctx, provider.NewUser{Username: "carol", Password: "long enough"})
 		if err != nil || noMail.EmailVerified || noMail.ID == u.ID {
 			t.Errorf("user without e-mail: %+v, %v", noMail, err)
+		}
+	})
+}
+
+func TestProfileNormalisesPhoneAndAvatarAndRefusesTakenNumbers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *provider.Accounts) {
+		ctx := context.Background()
+		u, err := a.AddUser(ctx, provider.NewUser{Username: "alice", MSISDN: "+44 (7700) 900-123", AvatarURL: "mxc://example.org/AvatarAlice", Password: "long enough"})
+		if err != nil || u.MSISDN != "447700900123" || u.AvatarURL != "mxc://example.org/AvatarAlice" {
+			t.Fatalf("AddUser = %+v, %v; want msisdn 447700900123 and the avatar", u, err)
+		}
+		if _, err := a.AddUser(ctx, provider.NewUser{Username: "bob", MSISDN: "447700900123", Password: "long enough"}); err == nil || !strings.Contains(err.Error(), "phone number 447700900123") {
+			t.Errorf("second owner of the number: err = %v, want it named", err)
+		}
+		name, phone, empty := " Alice L. ", "+1 555 000 1111", ""
+		u, err = a.UpdateProfile(ctx, "Alice", provider.Profile{DisplayName: &name, MSISDN: &phone, AvatarURL: &empty})
+		if err != nil || u.DisplayName != "Alice L." || u.MSISDN != "15550001111" || u.AvatarURL != "" {
+			t.Errorf("UpdateProfile = %+v, %v", u, err)
+		}
+		bad := "mxc://"
+		if _, err := a.UpdateProfile(ctx, "alice", provider.Profile{AvatarURL: &bad}); err == nil {
+			t.Error("mxc:// without server and media ID accepted")
+		}
+		if got, _ := a.User(ctx, "alice"); got.MSISDN != "15550001111" || got.DisplayName != "Alice L." {
+			t.Errorf("after a refused change the user is %+v", got)
 		}
 	})
 }

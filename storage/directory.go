@@ -62,15 +62,27 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// emailBatch bounds the parameters of one UsersByEmails query (SQLite
+// lookupBatch bounds the parameters of one UsersByEmails query (SQLite
 // allows 32766, PostgreSQL 65535; smaller batches keep plans cheap).
-const emailBatch = 500
+const lookupBatch = 500
 
 // UsersByEmails returns the users whose (lower-cased) e-mail address is
 // one of emails, keyed by that address, whether verified or not, enabled
 // or not: the caller decides what it may reveal. It answers bulk 3PID
 // lookups (ma1sd-rest.md §5.4) in a few queries instead of one per entry.
 func (s *Store) UsersByEmails(ctx context.Context, emails []string) (map[string]User, error) {
+	return s.usersIn(ctx, "email", emails, func(u User) string { return u.Email })
+}
+
+// UsersByMSISDNs is UsersByEmails for phone numbers (E.164 digits without
+// "+"), keyed by number.
+func (s *Store) UsersByMSISDNs(ctx context.Context, msisdns []string) (map[string]User, error) {
+	return s.usersIn(ctx, "msisdn", msisdns, func(u User) string { return u.MSISDN })
+}
+
+// usersIn loads the users whose column holds one of values, in batches,
+// keyed by key(user). The column name is the caller's constant.
+func (s *Store) usersIn(ctx context.Context, column string, values []string, key func(User) string) (map[string]User, error) {
 	out := make(map[string]User)
 	seen := make(map[string]bool)
 	var batch []any
@@ -79,35 +91,35 @@ func (s *Store) UsersByEmails(ctx context.Context, emails []string) (map[string]
 			return nil
 		}
 		// Padding with a repeat keeps one statement text for every batch.
-		for len(batch) < emailBatch {
+		for len(batch) < lookupBatch {
 			batch = append(batch, batch[0])
 		}
 		marks := make([]string, len(batch))
 		for i := range batch {
 			marks[i] = "$" + strconv.Itoa(i+1)
 		}
-		rows, err := s.query(ctx, nil, `SELECT `+userColumns+` FROM users WHERE email IN (`+strings.Join(marks, ", ")+`)`, batch...)
+		rows, err := s.query(ctx, nil, `SELECT `+userColumns+` FROM users WHERE `+column+` IN (`+strings.Join(marks, ", ")+`)`, batch...)
 		if err != nil {
-			return fmt.Errorf("load users by e-mail: %w", err)
+			return fmt.Errorf("load users by %s: %w", column, err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			u, err := scanUser(rows)
 			if err != nil {
-				return fmt.Errorf("load users by e-mail: %w", err)
+				return fmt.Errorf("load users by %s: %w", column, err)
 			}
-			out[u.Email] = u
+			out[key(u)] = u
 		}
 		batch = batch[:0]
 		return rows.Err()
 	}
-	for _, e := range emails {
-		if e == "" || seen[e] {
+	for _, v := range values {
+		if v == "" || seen[v] {
 			continue
 		}
-		seen[e] = true
-		batch = append(batch, e)
-		if len(batch) == emailBatch {
+		seen[v] = true
+		batch = append(batch, v)
+		if len(batch) == lookupBatch {
 			if err := flush(); err != nil {
 				return nil, err
 			}

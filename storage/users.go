@@ -15,18 +15,20 @@ type User struct {
 	Email         string // lower-cased; "" when none
 	EmailVerified bool
 	DisplayName   string
+	MSISDN        string // phone number, E.164 digits without "+"; "" when none; set by the operator, so verified
+	AvatarURL     string // mxc:// URI of the Matrix avatar; "" when none
 	PasswordHash  string // PHC string; "" means the user cannot log in with a password
 	Disabled      bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
 
-const userColumns = `id, username, email, email_verified, display_name, password_hash, disabled, created_at, updated_at`
+const userColumns = `id, username, email, email_verified, display_name, msisdn, avatar_url, password_hash, disabled, created_at, updated_at`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var created, updated int64
-	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.DisplayName,
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.DisplayName, &u.MSISDN, &u.AvatarURL,
 		&u.PasswordHash, &u.Disabled, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, ErrNotFound
@@ -44,8 +46,8 @@ func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
 	now := s.now()
 	u.CreatedAt, u.UpdatedAt = now.UTC().Truncate(time.Second), now.UTC().Truncate(time.Second)
 	_, err := s.exec(ctx, nil, `INSERT INTO users (`+userColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.PasswordHash, u.Disabled,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.PasswordHash, u.Disabled,
 		unix(now), unix(now))
 	if err != nil {
 		return User{}, s.wrapWrite(err, fmt.Sprintf("create user %q", u.Username))
@@ -70,6 +72,15 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 		return User{}, ErrNotFound
 	}
 	return s.userWhere(ctx, "email = $1", email)
+}
+
+// UserByMSISDN returns the user with this phone number (E.164 digits
+// without "+"), or ErrNotFound.
+func (s *Store) UserByMSISDN(ctx context.Context, msisdn string) (User, error) {
+	if msisdn == "" {
+		return User{}, ErrNotFound
+	}
+	return s.userWhere(ctx, "msisdn = $1", msisdn)
 }
 
 func (s *Store) userWhere(ctx context.Context, cond string, arg any) (User, error) {
@@ -121,8 +132,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 		u.ID = id
 		u.UpdatedAt = s.now().UTC().Truncate(time.Second)
 		_, err = s.exec(ctx, tx, `UPDATE users SET username = $2, email = $3, email_verified = $4,
-			display_name = $5, password_hash = $6, disabled = $7, updated_at = $8 WHERE id = $1`,
-			u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.PasswordHash, u.Disabled, unix(u.UpdatedAt))
+			display_name = $5, msisdn = $6, avatar_url = $7, password_hash = $8, disabled = $9, updated_at = $10 WHERE id = $1`,
+			u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.PasswordHash, u.Disabled, unix(u.UpdatedAt))
 		if err != nil {
 			return s.wrapWrite(err, fmt.Sprintf("update user %q", u.Username))
 		}

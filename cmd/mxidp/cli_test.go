@@ -121,6 +121,27 @@ func TestUserCommands(t *testing.T) {
 	}
 }
 
+func TestUserSetChangesOnlyTheGivenProfileFields(t *testing.T) {
+	c := newCLI(t, "sqlite")
+	c.must("s3cret password\n", "user", "add", "alice", "--password-stdin", "--email", "alice@example.org",
+		"--name", "Alice", "--msisdn", "+44 7700 900123", "--avatar", "mxc://example.org/AvatarAlice")
+	c.must("", "user", "set", "alice", "--name", "Alice Liddell", "--avatar", "")
+	u, err := c.store().UserByUsername(context.Background(), "alice")
+	if err != nil || u.DisplayName != "Alice Liddell" || u.AvatarURL != "" || u.MSISDN != "447700900123" || u.Email != "alice@example.org" {
+		t.Errorf("after user set: %+v, %v", u, err)
+	}
+	if status, _, errOut := c.run("", "user", "set", "alice"); status != 2 || !strings.Contains(errOut, "nothing to change") {
+		t.Errorf("user set without flags: exit %d, %q", status, errOut)
+	}
+	if status, _, errOut := c.run("", "user", "set", "alice", "--msisdn", "call me"); status != 1 || !strings.Contains(errOut, "not an international number") {
+		t.Errorf("bad phone number: exit %d, %q", status, errOut)
+	}
+	var users []map[string]any
+	if err := json.Unmarshal([]byte(c.must("", "user", "list", "--json")), &users); err != nil || users[0]["msisdn"] != "447700900123" {
+		t.Errorf("user list --json = %v, %v; want the msisdn", users, err)
+	}
+}
+
 func TestClientAddPrintsTheSecretOnceAndStoresOnlyItsHash(t *testing.T) {
 	for _, backend := range storagetest.Backends {
 		t.Run(backend, func(t *testing.T) {

@@ -20,8 +20,7 @@ import (
 )
 
 // The conformance cases of ma1sd-rest.md §8 against a started mxidp, on
-// every backend. Where the case's fixture needs data mxidp does not store
-// yet (msisdn, avatar URL), the expectation says so.
+// every backend.
 
 const (
 	ccPath      = "/_matrix-internal/identity/v1/check_credentials"
@@ -57,8 +56,12 @@ func seedREST(t *testing.T, s *storage.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u, err := s.CreateUser(ctx, storage.User{ID: "id-" + a.username, Username: a.username, Email: a.email,
-			EmailVerified: a.verified, DisplayName: a.name, PasswordHash: h, Disabled: a.disabled})
+		u := storage.User{ID: "id-" + a.username, Username: a.username, Email: a.email,
+			EmailVerified: a.verified, DisplayName: a.name, PasswordHash: h, Disabled: a.disabled}
+		if a.username == "alice" {
+			u.MSISDN, u.AvatarURL = "447700900123", "mxc://example.org/AvatarAlice"
+		}
+		u, err = s.CreateUser(ctx, u)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,9 +131,11 @@ func wantAbsent(t *testing.T, got map[string]any, keys ...string) {
 	}
 }
 
-// aliceThreePIDs is CC-01's list without the msisdn, which mxidp does not
-// store yet.
-var aliceThreePIDs = []any{map[string]any{"medium": "email", "address": "alice.liddell@example.com"}}
+// aliceThreePIDs is CC-01's list, in the order mxidp gives it.
+var aliceThreePIDs = []any{
+	map[string]any{"medium": "email", "address": "alice.liddell@example.com"},
+	map[string]any{"medium": "msisdn", "address": "447700900123"},
+}
 
 func userIDs(got map[string]any) []string {
 	var ids []string
@@ -170,7 +175,7 @@ func restCases() []restCase {
 		}
 	}
 	noResults := `{"limited":false,"results":[]}`
-	aliceDS := `{"limited":false,"results":[{"user_id":"alice","display_name":"Alice Liddell"}]}` // no avatar stored yet
+	aliceDS := `{"limited":false,"results":[{"user_id":"alice","display_name":"Alice Liddell","avatar_url":"mxc://example.org/AvatarAlice"}]}`
 	return []restCase{
 		// §8.1 check_credentials
 		{id: "CC-01", path: ccPath, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
@@ -242,7 +247,7 @@ func restCases() []restCase {
 		{id: "DS-04", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"BOB@example.net"}`, status: 200, check: results("bob")},
 		{id: "DS-05", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"bob@"}`, status: 200, want: noResults},
 		{id: "DS-06", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"dave@example.net"}`, status: 200, want: noResults},
-		// DS-07 (msisdn "+44 7700 900123") needs msisdn storage: not covered.
+		{id: "DS-07", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"+44 7700 900123"}`, status: 200, want: aliceDS},
 		{id: "DS-08", path: "{P}/directory/user/search", body: `{"by":"name","search_term":""}`, status: 200, want: noResults},
 		{id: "DS-09", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"   "}`, status: 200, want: noResults},
 		{id: "DS-10", path: "{P}/directory/user/search", body: `{"by":"name"}`, status: 200, want: noResults},
@@ -269,16 +274,19 @@ func restCases() []restCase {
 		// §8.4 identity/single
 		{id: "IS-01", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"ALICE.LIDDELL@example.com"}}`, status: 200,
 			want: `{"lookup":{"medium":"email","address":"ALICE.LIDDELL@example.com","id":{"type":"localpart","value":"alice"}}}`},
-		// IS-02 (msisdn lookup) needs msisdn storage: not covered.
+		{id: "IS-02", path: "{P}/identity/single", body: `{"lookup":{"medium":"msisdn","address":"447700900123"}}`, status: 200,
+			want: `{"lookup":{"medium":"msisdn","address":"447700900123","id":{"type":"localpart","value":"alice"}}}`},
+		{id: "IS-msisdn-spelling", path: "{P}/identity/single", body: `{"lookup":{"medium":"msisdn","address":"+44 (7700) 900-123"}}`, status: 200,
+			want: `{"lookup":{"medium":"msisdn","address":"+44 (7700) 900-123","id":{"type":"localpart","value":"alice"}}}`},
 		{id: "IS-03", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"zed@example.org"}}`, status: 200, want: `{}`},
 		{id: "IS-04", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"dave@example.net"}}`, status: 200, want: `{}`},
 		{id: "IS-05", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"carol@example.net"}}`, status: 200, want: `{}`},
 		{id: "IS-06", path: "{P}/identity/single", body: `{"lookup":{"medium":"fax","address":"123"}}`, status: 200, want: `{}`},
 		{id: "IS-07", path: "{P}/identity/single", body: `{"lookup":[{"medium":"email","address":"bob@example.net"}]}`, status: 400, errcode: "M_BAD_JSON"},
 
-		// §8.5 identity/bulk (IB-01 without the msisdn hit, not stored yet)
+		// §8.5 identity/bulk
 		{id: "IB-01", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"Alice.Liddell@example.com"},{"medium":"email","address":"nobody@example.org"},{"medium":"msisdn","address":"447700900123"},{"medium":"email","address":"bob@example.net"}]}`, status: 200,
-			want: `{"lookup":[{"medium":"email","address":"Alice.Liddell@example.com","id":{"type":"localpart","value":"alice"}},{"medium":"email","address":"bob@example.net","id":{"type":"localpart","value":"bob"}}]}`},
+			want: `{"lookup":[{"medium":"email","address":"Alice.Liddell@example.com","id":{"type":"localpart","value":"alice"}},{"medium":"msisdn","address":"447700900123","id":{"type":"localpart","value":"alice"}},{"medium":"email","address":"bob@example.net","id":{"type":"localpart","value":"bob"}}]}`},
 		{id: "IB-02", path: "{P}/identity/bulk", body: `{"lookup":[]}`, status: 200, want: `{"lookup":[]}`},
 		{id: "IB-03", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"zed@example.org"},{"medium":"email","address":"dave@example.net"},{"medium":"email","address":"carol@example.net"}]}`, status: 200, want: `{"lookup":[]}`},
 		{id: "IB-04", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"bob@example.net"},{"medium":"email","address":"bob@example.net"}]}`, status: 200,
@@ -287,7 +295,7 @@ func restCases() []restCase {
 			want: `{"lookup":[{"medium":"email","address":"bob@example.net","id":{"type":"localpart","value":"bob"}}]}`},
 		{id: "IB-06", path: "{P}/identity/bulk", body: `{"lookup":{"medium":"email","address":"bob@example.net"}}`, status: 400, errcode: "M_BAD_JSON"},
 
-		// §8.6 profile/* (PR-02 without the msisdn, not stored yet; PR-09 in the unit tests)
+		// §8.6 profile/* (PR-09 in the unit tests)
 		{id: "PR-01", path: "{P}/profile/displayName", body: pr("alice"), status: 200, want: `{"profile":{"display_name":"Alice Liddell"}}`},
 		{id: "PR-02", path: "{P}/profile/threepids", body: pr("alice"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, aliceThreePIDs, "profile", "threepids")

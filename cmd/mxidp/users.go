@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 func (a *app) userCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "user", Short: "Manage mxidp's own users"})
-	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetGroupsCommand(),
+	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetCommand(), a.userSetGroupsCommand(),
 		a.userSimpleCommand("disable", "Stop a user from logging in", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
 			return acc.SetDisabled(cmd.Context(), name, true)
 		}),
@@ -62,6 +63,8 @@ func (a *app) userAddCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&nu.Email, "email", "", "e-mail address (counts as verified)")
 	cmd.Flags().StringVar(&nu.DisplayName, "name", "", "display name")
+	cmd.Flags().StringVar(&nu.MSISDN, "msisdn", "", "phone number, international (+44 7700 900123; counts as verified)")
+	cmd.Flags().StringVar(&nu.AvatarURL, "avatar", "", "Matrix avatar as an mxc:// URI")
 	cmd.Flags().StringArrayVar(&groups, "group", nil, "group membership, for the groups claim (repeatable)")
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
 	return cmd
@@ -91,6 +94,40 @@ func (a *app) userPasswdCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+func (a *app) userSetCommand() *cobra.Command {
+	var email, name, msisdn, avatar string
+	cmd := &cobra.Command{
+		Use:   "set USERNAME [--email ADDR] [--name NAME] [--msisdn NUMBER] [--avatar MXC]",
+		Short: "Change a user's profile; only the flags given change, and an empty value clears",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			var p provider.Profile
+			for flag, field := range map[string]**string{"email": &p.Email, "name": &p.DisplayName, "msisdn": &p.MSISDN, "avatar": &p.AvatarURL} {
+				if cmd.Flags().Changed(flag) {
+					v, _ := cmd.Flags().GetString(flag)
+					*field = &v
+				}
+			}
+			if p == (provider.Profile{}) {
+				return usageError{errors.New("nothing to change: give at least one of --email, --name, --msisdn, --avatar")}
+			}
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				u, err := a.accounts(c, s).UpdateProfile(cmd.Context(), argv[0], p)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "user %s: e-mail %s, name %s, phone %s, avatar %s\n", u.Username, dash(u.Email), dash(u.DisplayName), dash(u.MSISDN), dash(u.AvatarURL))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&email, "email", "", "e-mail address (counts as verified)")
+	cmd.Flags().StringVar(&name, "name", "", "display name")
+	cmd.Flags().StringVar(&msisdn, "msisdn", "", "phone number, international (+44 7700 900123; counts as verified)")
+	cmd.Flags().StringVar(&avatar, "avatar", "", "Matrix avatar as an mxc:// URI")
 	return cmd
 }
 
@@ -135,6 +172,8 @@ type userJSON struct {
 	Email         string    `json:"email"`
 	EmailVerified bool      `json:"email_verified"`
 	DisplayName   string    `json:"display_name"`
+	MSISDN        string    `json:"msisdn"`
+	AvatarURL     string    `json:"avatar_url"`
 	Disabled      bool      `json:"disabled"`
 	HasPassword   bool      `json:"has_password"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -155,7 +194,7 @@ func (a *app) userListCommand() *cobra.Command {
 				if asJSON {
 					out := make([]userJSON, 0, len(users))
 					for _, u := range users {
-						out = append(out, userJSON{u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.Disabled, u.PasswordHash != "", u.CreatedAt})
+						out = append(out, userJSON{u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.Disabled, u.PasswordHash != "", u.CreatedAt})
 					}
 					return printJSON(a, out)
 				}

@@ -11,7 +11,7 @@ import (
 )
 
 // threePID is a third-party identifier in generated answers: e-mail
-// lower-cased (ma1sd-rest.md §3A.4).
+// lower-cased, msisdn as bare digits (ma1sd-rest.md §3A.4).
 type threePID struct {
 	Medium  string `json:"medium"`
 	Address string `json:"address"`
@@ -52,6 +52,9 @@ func verifiedThreePIDs(u storage.User) []threePID {
 	out := []threePID{}
 	if u.Email != "" && u.EmailVerified {
 		out = append(out, threePID{"email", strings.ToLower(u.Email)})
+	}
+	if u.MSISDN != "" { // set by the operator, so verified
+		out = append(out, threePID{"msisdn", u.MSISDN})
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/storage"
 )
 
@@ -84,7 +85,7 @@ func (s *Service) directorySearch(ctx context.Context, body []byte) (int, any) {
 			out.Limited = true
 			break
 		}
-		out.Results = append(out.Results, directoryResult{UserID: lp, DisplayName: u.DisplayName})
+		out.Results = append(out.Results, directoryResult{UserID: lp, DisplayName: u.DisplayName, AvatarURL: u.AvatarURL})
 	}
 	return http.StatusOK, out
 }
@@ -103,23 +104,38 @@ func (s *Service) usersByThreePID(ctx context.Context, term string) ([]storage.U
 	return []storage.User{u}, nil
 }
 
-// ownerOf returns the enabled user who verified this 3PID. Only e-mail is
-// stored so far; every msisdn is unknown.
+// ownerOf returns the enabled user who verified this 3PID (§3A.4).
 func (s *Service) ownerOf(ctx context.Context, medium, address string) (storage.User, bool, error) {
-	if medium != "email" {
+	var u storage.User
+	var err error
+	switch medium {
+	case "email":
+		u, err = s.store.UserByEmail(ctx, normaliseEmail(address))
+	case "msisdn":
+		number, ok := provider.MSISDN(address)
+		if !ok {
+			return storage.User{}, false, nil
+		}
+		u, err = s.store.UserByMSISDN(ctx, number)
+	default:
 		return storage.User{}, false, nil
 	}
-	u, err := s.store.UserByEmail(ctx, normaliseEmail(address))
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, false, nil
 	}
 	if err != nil {
 		return storage.User{}, false, err
 	}
-	if _, ok := s.localpartOf(u); !ok || !u.EmailVerified {
+	if _, ok := s.localpartOf(u); !ok || !verified(u, medium) {
 		return storage.User{}, false, nil
 	}
 	return u, true, nil
+}
+
+// verified reports whether u's 3PID of this medium may be revealed: an
+// e-mail address once verified, a phone number always (the operator set it).
+func verified(u storage.User, medium string) bool {
+	return medium == "msisdn" || u.EmailVerified
 }
 
 // normaliseEmail is the matching form of an address (§3A.4).
@@ -185,13 +201,30 @@ func (s *Service) identityBulk(ctx context.Context, body []byte) (int, any) {
 	if req.Lookup == nil {
 		return badJSON("lookup must be an array").answer()
 	}
-	var emails []string
+	// The matching form of each address, by medium; other media match nothing.
+	matching := func(medium, address string) string {
+		switch medium {
+		case "email":
+			return normaliseEmail(address)
+		case "msisdn":
+			number, _ := provider.MSISDN(address)
+			return number
+		}
+		return ""
+	}
+	wanted := map[string][]string{}
 	for _, l := range *req.Lookup {
-		if l.Medium != nil && l.Address != nil && *l.Medium == "email" {
-			emails = append(emails, normaliseEmail(*l.Address))
+		if l.Medium != nil && l.Address != nil {
+			if m := matching(*l.Medium, *l.Address); m != "" {
+				wanted[*l.Medium] = append(wanted[*l.Medium], m)
+			}
 		}
 	}
-	owners, err := s.store.UsersByEmails(ctx, emails)
+	owners := map[string]map[string]storage.User{}
+	var err error
+	if owners["email"], err = s.store.UsersByEmails(ctx, wanted["email"]); err == nil {
+		owners["msisdn"], err = s.store.UsersByMSISDNs(ctx, wanted["msisdn"])
+	}
 	if err != nil {
 		s.opts.Logger.Error("bulk identity lookup failed", "err", err)
 		return unavailable()
@@ -199,7 +232,7 @@ func (s *Service) identityBulk(ctx context.Context, body []byte) (int, any) {
 	out := bulkAnswer{Lookup: []lookupEntry{}}
 	seen := map[[2]string]bool{}
 	for _, l := range *req.Lookup {
-		if l.Medium == nil || l.Address == nil || *l.Medium != "email" {
+		if l.Medium == nil || l.Address == nil {
 			continue
 		}
 		key := [2]string{*l.Medium, *l.Address}
@@ -207,8 +240,8 @@ func (s *Service) identityBulk(ctx context.Context, body []byte) (int, any) {
 			continue
 		}
 		seen[key] = true
-		u, ok := owners[normaliseEmail(*l.Address)]
-		if !ok || !u.EmailVerified {
+		u, ok := owners[*l.Medium][matching(*l.Medium, *l.Address)]
+		if !ok || !verified(u, *l.Medium) {
 			continue
 		}
 		if lp, ok := s.localpartOf(u); ok {

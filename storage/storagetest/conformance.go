@@ -28,7 +28,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"ConsentIsRememberedReplacedAndDeletedWithTheUser", testConsentIsRememberedReplacedAndDeletedWithTheUser},
 		{"ClientNameRoundTrips", testClientNameRoundTrips},
 		{"SearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase", testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase},
-		{"UsersByEmailsFindsEveryAddressInBatches", testUsersByEmailsFindsEveryAddressInBatches},
+		{"UsersByThreePIDsFindsEveryAddressInBatches", testUsersByThreePIDsFindsEveryAddressInBatches},
 		{"UserRoundTrip", testUserRoundTrip},
 		{"UserUniqueness", testUserUniqueness},
 		{"UserUpdate", testUserUpdate},
@@ -88,7 +88,8 @@ func testMigrateIsIdempotent(t *testing.T, open Opener) {
 
 func alice() storage.User {
 	return storage.User{ID: "u-alice", Username: "alice", Email: "alice@example.org", EmailVerified: true,
-		DisplayName: "Alice Liddell", PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"}
+		DisplayName: "Alice Liddell", MSISDN: "447700900123", AvatarURL: "mxc://example.org/AvatarAlice",
+		PasswordHash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"}
 }
 
 func testUserRoundTrip(t *testing.T, open Opener) {
@@ -108,6 +109,7 @@ func testUserRoundTrip(t *testing.T, open Opener) {
 		"ByID":       func() (storage.User, error) { return s.UserByID(ctx, "u-alice") },
 		"ByUsername": func() (storage.User, error) { return s.UserByUsername(ctx, "alice") },
 		"ByEmail":    func() (storage.User, error) { return s.UserByEmail(ctx, "alice@example.org") },
+		"ByMSISDN":   func() (storage.User, error) { return s.UserByMSISDN(ctx, "447700900123") },
 	} {
 		got, err := get()
 		if err != nil || got != want {
@@ -118,6 +120,7 @@ func testUserRoundTrip(t *testing.T, open Opener) {
 		"ByID":       func() (storage.User, error) { return s.UserByID(ctx, "nobody") },
 		"ByUsername": func() (storage.User, error) { return s.UserByUsername(ctx, "Alice") },
 		"ByEmail":    func() (storage.User, error) { return s.UserByEmail(ctx, "") },
+		"ByMSISDN":   func() (storage.User, error) { return s.UserByMSISDN(ctx, "") },
 	} {
 		if _, err := get(); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s of a missing user: err = %v, want ErrNotFound", name, err)
@@ -132,12 +135,14 @@ func testUserUniqueness(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	dupName := alice()
-	dupName.ID, dupName.Email = "u-2", "other@example.org"
+	dupName.ID, dupName.Email, dupName.MSISDN = "u-2", "other@example.org", ""
 	dupMail := alice()
-	dupMail.ID, dupMail.Username = "u-3", "alice2"
+	dupMail.ID, dupMail.Username, dupMail.MSISDN = "u-3", "alice2", ""
 	dupID := alice()
-	dupID.Username, dupID.Email = "alice3", ""
-	for name, u := range map[string]storage.User{"username": dupName, "email": dupMail, "id": dupID} {
+	dupID.Username, dupID.Email, dupID.MSISDN = "alice3", "", ""
+	dupPhone := alice()
+	dupPhone.ID, dupPhone.Username, dupPhone.Email = "u-4", "alice4", ""
+	for name, u := range map[string]storage.User{"username": dupName, "email": dupMail, "id": dupID, "msisdn": dupPhone} {
 		if _, err := s.CreateUser(ctx, u); !errors.Is(err, storage.ErrAlreadyExists) {
 			t.Errorf("duplicate %s: err = %v, want ErrAlreadyExists", name, err)
 		}
@@ -146,7 +151,7 @@ func testUserUniqueness(t *testing.T, open Opener) {
 	for i := range 3 {
 		u := storage.User{ID: fmt.Sprintf("u-none-%d", i), Username: fmt.Sprintf("none%d", i)}
 		if _, err := s.CreateUser(ctx, u); err != nil {
-			t.Errorf("user %d without e-mail: %v", i, err)
+			t.Errorf("user %d without e-mail or phone: %v", i, err)
 		}
 	}
 	users, err := s.ListUsers(ctx)

@@ -13,9 +13,9 @@ func directoryUsers(t *testing.T, s *storage.Store) {
 	t.Helper()
 	ctx := context.Background()
 	for _, u := range []storage.User{
-		{ID: "u1", Username: "alice", DisplayName: "Alice Liddell", Email: "alice@example.com", EmailVerified: true},
+		{ID: "u1", Username: "alice", DisplayName: "Alice Liddell", Email: "alice@example.com", EmailVerified: true, MSISDN: "447700900123"},
 		{ID: "u2", Username: "alicia", DisplayName: "Alicia Keys", Email: "alicia@example.com"},
-		{ID: "u3", Username: "bob", DisplayName: "Bob 100% Builder", Email: "bob@example.net", EmailVerified: true},
+		{ID: "u3", Username: "bob", DisplayName: "Bob 100% Builder", Email: "bob@example.net", EmailVerified: true, MSISDN: "15550001111"},
 		{ID: "u4", Username: "carol", DisplayName: "Carol Liddell", Disabled: true},
 		{ID: "u5", Username: "dave_x", DisplayName: `Dave \ Back`},
 		{ID: "u6", Username: "malice", DisplayName: "Mallory"},
@@ -66,7 +66,7 @@ func testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase(t *testing.T,
 	}
 }
 
-func testUsersByEmailsFindsEveryAddressInBatches(t *testing.T, open Opener) {
+func testUsersByThreePIDsFindsEveryAddressInBatches(t *testing.T, open Opener) {
 	s := open(t, storage.Options{})
 	directoryUsers(t, s)
 	emails := []string{"bob@example.net", "alicia@example.com", ""}
@@ -88,5 +88,12 @@ func testUsersByEmailsFindsEveryAddressInBatches(t *testing.T, open Opener) {
 	}
 	if !got["alice@example.com"].EmailVerified || got["alicia@example.com"].EmailVerified {
 		t.Error("UsersByEmails lost the verified flags")
+	}
+	phones, err := s.UsersByMSISDNs(context.Background(), []string{"15550001111", "", "447700900123", "999", "15550001111"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(phones) != 2 || phones["447700900123"].Username != "alice" || phones["15550001111"].Username != "bob" {
+		t.Errorf("UsersByMSISDNs = %v; want alice and bob by number", phones)
 	}
 }
