@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" database/sql driver
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -75,10 +76,15 @@ func openDB(url string, opts Options) (*sql.DB, dialect, error) {
 		return db, sqliteDialect, err
 	}
 	if IsPostgresURL(url) {
-		db, err := sql.Open("pgx", url)
+		cfg, err := pgx.ParseConfig(url)
 		if err != nil {
 			return nil, dialect{}, fmt.Errorf("open postgres: %w", err)
 		}
+		if opts.ReadOnly {
+			// The server itself refuses every write in every transaction.
+			cfg.RuntimeParams["default_transaction_read_only"] = "on"
+		}
+		db := stdlib.OpenDB(*cfg)
 		db.SetMaxOpenConns(opts.MaxOpenConns)
 		db.SetMaxIdleConns(opts.MaxOpenConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
@@ -91,27 +97,32 @@ func openSQLite(path string, opts Options) (*sql.DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("sqlite path %q must be a plain file path", path)
 	}
-	if !opts.ReadOnly {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
-		}
-		// The file holds password hashes: create it private. SQLite gives
-		// its -wal and -shm files the same mode.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if opts.ReadOnly {
+		// Someone else's database: open it as it is, change nothing (not
+		// even the journal mode), and refuse writes on the connection.
+		db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
 		if err != nil {
-			return nil, fmt.Errorf("create sqlite database: %w", err)
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
-		f.Close()
+		db.SetMaxOpenConns(opts.MaxOpenConns)
+		return db, nil
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	// The file holds password hashes: create it private. SQLite gives
+	// its -wal and -shm files the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create sqlite database: %w", err)
+	}
+	f.Close()
 	// WAL lets readers run beside the one writer; busy_timeout makes a
 	// writer wait for the lock instead of failing at once; IMMEDIATE
 	// transactions take the write lock at BEGIN, so two writers never
 	// deadlock upgrading read locks.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	if opts.ReadOnly {
-		dsn += "&mode=ro"
-	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
