@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +23,10 @@ var ErrBadCredentials = errors.New("unknown user or wrong password")
 // upgrades, disabled accounts, and later throttling and audit) holds at
 // both doors.
 type Login struct {
-	Store     *storage.Store
+	// Store keeps sessions (and, for builtin users, the accounts).
+	Store *storage.Store
+	// Users is where accounts come from; nil means Store.
+	Users     storage.Users
 	Hash      password.Params
 	Lifetimes Lifetimes
 	Logger    *slog.Logger
@@ -52,6 +54,18 @@ func (l *Login) hashSlot(ctx context.Context) (release func(), err error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting to check a password: %w", ctx.Err())
 	}
+}
+
+func (l *Login) users() storage.Users {
+	if l.Users != nil {
+		return l.Users
+	}
+	return l.Store
+}
+
+// UserByID loads an account from wherever accounts come from.
+func (l *Login) UserByID(ctx context.Context, id string) (storage.User, error) {
+	return l.users().UserByID(ctx, id)
 }
 
 func (l *Login) now() time.Time {
@@ -83,14 +97,7 @@ func (l *Login) CheckPassword(ctx context.Context, login, pw string) (storage.Us
 		return storage.User{}, err
 	}
 	defer release()
-	login = strings.ToLower(strings.TrimSpace(login))
-	u, err := l.Store.UserByUsername(ctx, login)
-	if errors.Is(err, storage.ErrNotFound) && strings.Contains(login, "@") {
-		u, err = l.Store.UserByEmail(ctx, login)
-		if err == nil && !u.EmailVerified {
-			err = storage.ErrNotFound
-		}
-	}
+	u, err := l.users().UserByLogin(ctx, login)
 	if errors.Is(err, storage.ErrNotFound) {
 		password.Verify(l.dummyHash(), pw)
 		return storage.User{}, ErrBadCredentials
@@ -107,7 +114,8 @@ func (l *Login) CheckPassword(ctx context.Context, login, pw string) (storage.Us
 	if !ok || u.Disabled {
 		return storage.User{}, ErrBadCredentials
 	}
-	if password.NeedsRehash(u.PasswordHash, l.Hash) {
+	// Only mxidp's own table is written; a platform keeps its hashes.
+	if _, builtin := l.users().(*storage.Store); builtin && password.NeedsRehash(u.PasswordHash, l.Hash) {
 		l.upgradeHash(ctx, u, pw)
 	}
 	return u, nil
@@ -167,7 +175,7 @@ func (l *Login) Session(ctx context.Context, cookie string) (storage.Session, er
 	if err != nil {
 		return storage.Session{}, err
 	}
-	u, err := l.Store.UserByID(ctx, s.UserID)
+	u, err := l.UserByID(ctx, s.UserID)
 	if err != nil || u.Disabled {
 		return storage.Session{}, storage.ErrNotFound
 	}

@@ -47,7 +47,9 @@ const ScopeGroups = "groups"
 // decisions the library leaves to storage (single-use codes, refresh
 // rotation and reuse detection, claims for Synapse, session ends).
 type OpenID struct {
-	Store     *storage.Store
+	Store *storage.Store
+	// Users is where accounts come from; nil means Store.
+	Users     storage.Users
 	Ring      *keys.Ring
 	Issuer    string
 	Lifetimes Lifetimes
@@ -575,12 +577,19 @@ func (o *OpenID) ValidateJWTProfileScopes(context.Context, string, []string) ([]
 	return nil, errors.New("the JWT profile grant is not supported")
 }
 
+func (o *OpenID) users() storage.Users {
+	if o.Users != nil {
+		return o.Users
+	}
+	return o.Store
+}
+
 // Health reports whether the database answers.
 func (o *OpenID) Health(ctx context.Context) error { return o.Store.Ping(ctx) }
 
 // activeUser loads a user who may still receive tokens.
 func (o *OpenID) activeUser(ctx context.Context, id string) (storage.User, error) {
-	u, err := o.Store.UserByID(ctx, id)
+	u, err := o.users().UserByID(ctx, id)
 	if err != nil {
 		return storage.User{}, fmt.Errorf("user %s: %w", id, err)
 	}
@@ -608,7 +617,7 @@ func (o *OpenID) setClaims(ctx context.Context, info *oidc.UserInfo, u storage.U
 		info.EmailVerified = oidc.Bool(true)
 	}
 	if slices.Contains(scopes, ScopeGroups) {
-		groups, err := o.Store.UserGroups(ctx, u.ID)
+		groups, err := o.users().UserGroups(ctx, u.ID)
 		if err != nil {
 			return err
 		}
@@ -617,4 +626,32 @@ func (o *OpenID) setClaims(ctx context.Context, info *oidc.UserInfo, u storage.U
 		}
 	}
 	return nil
+}
+
+// EndDepartedSessions ends the sessions and tokens of every user with a
+// live session or token whom the account source no longer lets in: gone,
+// or disabled. A platform does not tell mxidp when it disables someone, so
+// serve runs this every users.platform.check_interval; each ended session
+// sends back-channel logout notices. It returns how many users it ended.
+func (o *OpenID) EndDepartedSessions(ctx context.Context) (int, error) {
+	ids, err := o.Store.ActiveUserIDs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list active users: %w", err)
+	}
+	ended := 0
+	for _, id := range ids {
+		u, err := o.users().UserByID(ctx, id)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return ended, err // the source is unreachable: decide nothing
+		}
+		if err == nil && !u.Disabled {
+			continue
+		}
+		if err := o.endSessions(ctx, id, false); err != nil {
+			return ended, err
+		}
+		o.Logger.Info("ended the sessions of a user the platform disabled or removed", "user_id", id)
+		ended++
+	}
+	return ended, nil
 }

@@ -318,7 +318,7 @@ type consentForm struct {
 
 // showConsent asks the user whether the client may have what it asks for.
 func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, s storage.Session) {
-	u, err := h.Login.Store.UserByID(r.Context(), s.UserID)
+	u, err := h.Login.UserByID(r.Context(), s.UserID)
 	if err != nil {
 		h.internalError(w, r, "load user", err)
 		return
@@ -445,7 +445,7 @@ type logoutForm struct {
 }
 
 func (h *openIDRoutes) showLogoutConfirmation(w http.ResponseWriter, r *http.Request, s storage.Session) {
-	u, err := h.Login.Store.UserByID(r.Context(), s.UserID)
+	u, err := h.Login.UserByID(r.Context(), s.UserID)
 	if err != nil {
 		h.internalError(w, r, "load user", err)
 		return

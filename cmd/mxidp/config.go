@@ -72,6 +72,10 @@ type UsersConfig struct {
 type PlatformConfig struct {
 	Database string          `yaml:"database"`
 	Queries  PlatformQueries `yaml:"queries"`
+	// CheckInterval is how often the users with live sessions or tokens
+	// are looked up again, so that those the platform disabled or removed
+	// are logged out everywhere (with back-channel logout).
+	CheckInterval time.Duration `yaml:"check_interval"`
 }
 
 // PlatformQueries are the SQL statements that read the platform's users
@@ -152,7 +156,7 @@ func defaultConfig() Config {
 		Passwords: PasswordsConfig{Argon2id: Argon2idConfig{
 			Time: password.Default.Time, MemoryKiB: password.Default.MemoryKiB, Threads: password.Default.Threads,
 		}},
-		Users: UsersConfig{Source: "builtin"},
+		Users: UsersConfig{Source: "builtin", Platform: PlatformConfig{CheckInterval: 5 * time.Minute}},
 		Keys: KeysConfig{
 			PublicationDelay: 15 * time.Minute,
 			RotationPeriod:   90 * 24 * time.Hour,
@@ -369,6 +373,7 @@ func (c *Config) validate() []string {
 		{"tokens.access_token_lifetime", c.Tokens.AccessTokenLifetime, time.Minute, 24 * time.Hour, "1h"},
 		{"tokens.refresh_token_lifetime", c.Tokens.RefreshTokenLifetime, time.Hour, 365 * 24 * time.Hour, "720h"},
 		{"sessions.lifetime", c.Sessions.Lifetime, time.Minute, 365 * 24 * time.Hour, "24h"},
+		{"users.platform.check_interval", c.Users.Platform.CheckInterval, time.Second, 24 * time.Hour, "5m"},
 	} {
 		if d.v < d.least || d.v > d.most {
 			add("%s: %v; use between %v and %v, like %s", d.key, d.v, d.least, d.most, d.example)

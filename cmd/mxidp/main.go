@@ -159,6 +159,17 @@ func (a *app) withStore(ctx context.Context, fn func(Config, *storage.Store) err
 	return fn(c, s)
 }
 
+// withBuiltinUsers is withStore for the user commands, which manage
+// mxidp's own user table only.
+func (a *app) withBuiltinUsers(ctx context.Context, fn func(Config, *storage.Store) error) error {
+	return a.withStore(ctx, func(c Config, s *storage.Store) error {
+		if c.Users.Source == "platform" {
+			return usageError{errors.New("users.source is platform: accounts live in the platform's database, which mxidp only reads; manage them there")}
+		}
+		return fn(c, s)
+	})
+}
+
 func (a *app) accounts(c Config, s *storage.Store) *provider.Accounts {
 	return &provider.Accounts{Store: s, Hash: c.Passwords.Argon2id.Params(), ServerName: c.Matrix.ServerName}
 }

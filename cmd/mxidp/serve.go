@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -51,10 +50,10 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
-	defer svc.store.Close()
+	defer svc.close()
 	svc.runBackground(ctx)
 
-	if demo {
+	if demo && svc.platform == nil {
 		if err := a.createDemoUser(ctx, c, svc.store); err != nil {
 			return err
 		}
@@ -79,6 +78,8 @@ type service struct {
 	c           Config
 	log         *slog.Logger
 	store       *storage.Store
+	platform    *storage.Platform // nil unless users.source is platform
+	openID      *provider.OpenID
 	ring        *keys.Ring
 	backchannel *provider.Backchannel
 	handler     http.Handler
@@ -87,9 +88,6 @@ type service struct {
 // newService opens the database (migrating it), loads or makes the secret
 // and the signing keys, and builds the HTTP handler.
 func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*service, error) {
-	if c.Users.Source == "platform" {
-		return nil, errors.New("users.source: platform is not available in this version yet; use builtin")
-	}
 	secret, created, err := keys.LoadOrCreateSecret(c.SecretKeyFile)
 	if err != nil {
 		return nil, err
@@ -110,8 +108,15 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	}
 	svc := &service{c: c, log: log, store: store}
 	fail := func(err error) (*service, error) {
-		store.Close()
+		svc.close()
 		return nil, err
+	}
+	var users storage.Users = store
+	if c.Users.Source == "platform" {
+		if svc.platform, err = openPlatform(ctx, c, log); err != nil {
+			return fail(err)
+		}
+		users = svc.platform
 	}
 	svc.ring = keys.NewRing(store, sealer, ringConfig(c, log))
 	if err := svc.ring.Ensure(ctx); err != nil {
@@ -126,9 +131,10 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	lifetimes.RefreshToken, lifetimes.Session = c.Tokens.RefreshTokenLifetime, c.Sessions.Lifetime
 	svc.backchannel = &provider.Backchannel{Store: store, Ring: svc.ring, Issuer: c.Issuer,
 		Client: &http.Client{Timeout: 10 * time.Second}, Logger: log}
-	openID := &provider.OpenID{Store: store, Ring: svc.ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log,
+	openID := &provider.OpenID{Store: store, Users: users, Ring: svc.ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log,
 		LoggedOut: svc.backchannel.Wake}
-	login := &provider.Login{Store: store, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
+	svc.openID = openID
+	login := &provider.Login{Store: store, Users: users, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
 	op, err := provider.NewOP(openID, secret)
 	if err != nil {
 		return fail(fmt.Errorf("openid provider: %w", err))
@@ -147,7 +153,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		if err != nil {
 			return fail(err)
 		}
-		rest = ma1sd.New(store, login, c.Matrix.ServerName, ma1sd.Options{
+		rest = ma1sd.New(users, login, c.Matrix.ServerName, ma1sd.Options{
 			SharedSecret: secret, AllowedNetworks: c.REST.networks(), Timeout: c.REST.Timeout,
 			MaxResults: c.REST.DirectoryMaxResults, ExposeProfileThreepids: c.REST.ExposeProfileThreepids,
 			LoginOmitsDisplayName: !c.REST.LoginDisplayName, LoginOmitsThreePIDs: !c.REST.LoginThreepids,
@@ -155,11 +161,50 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		})
 		log.Info("REST service enabled", "allowed_networks", c.REST.AllowedNetworks, "shared_secret", secret != "")
 	}
-	svc.handler = web.NewHandler(web.Deps{DB: store, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
+	var db web.Pinger = store
+	if svc.platform != nil {
+		db = bothDatabases{store, svc.platform}
+	}
+	svc.handler = web.NewHandler(web.Deps{DB: db, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
 		Branding: branding,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
+}
+
+// openPlatform connects read-only to the platform's database and checks
+// its queries (users.source: platform).
+func openPlatform(ctx context.Context, c Config, log *slog.Logger) (*storage.Platform, error) {
+	q := c.Users.Platform.Queries
+	p, err := storage.OpenPlatform(ctx, c.Users.Platform.Database,
+		storage.PlatformQueries{ByLogin: q.ByLogin, ByID: q.ByID, ByEmail: q.ByEmail, Search: q.Search},
+		storage.PlatformOptions{Logger: log.With("users", "platform"), Localpart: func(username string) (string, error) {
+			return provider.CanonicalLocalpart(username, c.Matrix.ServerName)
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("users.platform: %w", err)
+	}
+	log.Info("users come from the platform's database, read-only", "database", storage.RedactURL(c.Users.Platform.Database))
+	return p, nil
+}
+
+// bothDatabases is ready when mxidp's database and the platform's answer.
+type bothDatabases [2]web.Pinger
+
+func (b bothDatabases) Ping(ctx context.Context) error {
+	for _, db := range b {
+		if err := db.Ping(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *service) close() {
+	if s.platform != nil {
+		s.platform.Close()
+	}
+	s.store.Close()
 }
 
 // loadBranding reads the branding files once, at start-up.
@@ -188,6 +233,27 @@ func (s *service) runBackground(ctx context.Context) {
 	// Notices queued by the command line or other instances are found by polling.
 	go s.backchannel.Run(ctx, 2*time.Second)
 	go purgeExpired(ctx, s.store, s.log)
+	if s.platform != nil {
+		go every(ctx, s.c.Users.Platform.CheckInterval, func() {
+			if _, err := s.openID.EndDepartedSessions(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("checking platform users with live sessions failed", "err", err)
+			}
+		})
+	}
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
 
 // createDemoUser gives a fresh trial installation an account to log in

@@ -42,7 +42,7 @@ func (a *app) userAddCommand() *cobra.Command {
 			if nu.Password, err = a.secretInput(fromStdin, provider.NewPassword()); err != nil {
 				return err
 			}
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
 				acc := a.accounts(c, s)
 				u, err := acc.AddUser(cmd.Context(), nu)
 				if err != nil {
@@ -81,7 +81,7 @@ func (a *app) userPasswdCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
 				if err := a.accounts(c, s).SetPassword(cmd.Context(), argv[0], pw); err != nil {
 					return err
 				}
@@ -114,7 +114,7 @@ func (a *app) userSetCommand() *cobra.Command {
 			if p == (provider.Profile{}) {
 				return usageError{errors.New("nothing to change: give at least one of --email, --name, --msisdn, --avatar")}
 			}
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
 				u, err := a.accounts(c, s).UpdateProfile(cmd.Context(), argv[0], p)
 				if err != nil {
 					return err
@@ -137,7 +137,7 @@ func (a *app) userSetGroupsCommand() *cobra.Command {
 		Short: "Replace a user's groups (the groups claim); no GROUP clears them",
 		Args:  args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
 				if err := a.accounts(c, s).SetGroups(cmd.Context(), argv[0], argv[1:]); err != nil {
 					return err
 				}
@@ -154,7 +154,7 @@ func (a *app) userSimpleCommand(verb, short string, do func(*provider.Accounts, 
 		Short: short,
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
 				if err := do(a.accounts(c, s), cmd, argv[0]); err != nil {
 					return err
 				}
@@ -186,7 +186,7 @@ func (a *app) userListCommand() *cobra.Command {
 		Short: "List users",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
 				users, err := s.ListUsers(cmd.Context())
 				if err != nil {
 					return err

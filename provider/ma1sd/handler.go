@@ -63,7 +63,7 @@ type Options struct {
 
 // Service is the http.Handler of both protocols.
 type Service struct {
-	store      *storage.Store
+	users      storage.Users
 	login      *provider.Login
 	serverName string
 	opts       Options
@@ -76,7 +76,7 @@ type route struct {
 }
 
 // New returns the service for the Matrix server serverName.
-func New(store *storage.Store, login *provider.Login, serverName string, opts Options) *Service {
+func New(users storage.Users, login *provider.Login, serverName string, opts Options) *Service {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -86,7 +86,7 @@ func New(store *storage.Store, login *provider.Login, serverName string, opts Op
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Service{store: store, login: login, serverName: serverName, opts: opts, routes: map[string]route{}}
+	s := &Service{users: users, login: login, serverName: serverName, opts: opts, routes: map[string]route{}}
 	s.routes[CheckCredentialsPath] = route{maxBody, s.checkCredentials}
 	for _, p := range Prefixes {
 		s.routes[p+"/auth/login"] = route{maxBody, s.authLogin}

@@ -67,7 +67,7 @@ func (s *Service) directorySearch(ctx context.Context, body []byte) (int, any) {
 	var users []storage.User
 	var err error
 	if *req.By == "name" {
-		users, err = s.store.SearchUsers(ctx, strings.Fields(term), s.opts.MaxResults+1)
+		users, err = s.users.SearchUsers(ctx, strings.Fields(term), s.opts.MaxResults+1)
 	} else {
 		users, err = s.usersByThreePID(ctx, term)
 	}
@@ -110,13 +110,13 @@ func (s *Service) ownerOf(ctx context.Context, medium, address string) (storage.
 	var err error
 	switch medium {
 	case "email":
-		u, err = s.store.UserByEmail(ctx, normaliseEmail(address))
+		u, err = s.users.UserByEmail(ctx, normaliseEmail(address))
 	case "msisdn":
 		number, ok := provider.MSISDN(address)
 		if !ok {
 			return storage.User{}, false, nil
 		}
-		u, err = s.store.UserByMSISDN(ctx, number)
+		u, err = s.users.UserByMSISDN(ctx, number)
 	default:
 		return storage.User{}, false, nil
 	}
@@ -222,8 +222,8 @@ func (s *Service) identityBulk(ctx context.Context, body []byte) (int, any) {
 	}
 	owners := map[string]map[string]storage.User{}
 	var err error
-	if owners["email"], err = s.store.UsersByEmails(ctx, wanted["email"]); err == nil {
-		owners["msisdn"], err = s.store.UsersByMSISDNs(ctx, wanted["msisdn"])
+	if owners["email"], err = s.users.UsersByEmails(ctx, wanted["email"]); err == nil {
+		owners["msisdn"], err = s.users.UsersByMSISDNs(ctx, wanted["msisdn"])
 	}
 	if err != nil {
 		s.opts.Logger.Error("bulk identity lookup failed", "err", err)

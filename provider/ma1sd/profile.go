@@ -37,7 +37,7 @@ func (s *Service) profile(ctx context.Context, body []byte, answer func(storage.
 	if *req.MXID != "@"+*req.Localpart+":"+*req.Domain || !s.ours(*req.Localpart, *req.Domain) {
 		return http.StatusOK, noProfile
 	}
-	u, err := s.store.UserByUsername(ctx, *req.Localpart)
+	u, err := s.users.UserByUsername(ctx, *req.Localpart)
 	if errors.Is(err, storage.ErrNotFound) {
 		return http.StatusOK, noProfile
 	}
@@ -76,7 +76,7 @@ func (s *Service) profileThreepids(ctx context.Context, body []byte) (int, any) 
 
 func (s *Service) profileRoles(ctx context.Context, body []byte) (int, any) {
 	return s.profile(ctx, body, func(u storage.User) (map[string]any, error) {
-		groups, err := s.store.UserGroups(ctx, u.ID)
+		groups, err := s.users.UserGroups(ctx, u.ID)
 		if err != nil {
 			return nil, err
 		}
