@@ -129,9 +129,17 @@ func (p *Platform) Check(ctx context.Context) error {
 		}
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("the platform's user queries do not fit:\n  %s", strings.Join(problems, "\n  "))
+		return &PlatformQueryError{Problems: problems}
 	}
 	return nil
+}
+
+// PlatformQueryError lists the configured queries that do not run or do
+// not return the columns they must, each with its fix.
+type PlatformQueryError struct{ Problems []string }
+
+func (e *PlatformQueryError) Error() string {
+	return "the platform's user queries do not fit:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
 // platformRow is one user as a query returned it.

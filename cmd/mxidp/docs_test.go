@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/mxidp/mxidp/storage/storagetest"
+	"gopkg.in/yaml.v3"
 )
 
 // The commented example and the README's table must name every option, and
@@ -46,4 +49,38 @@ func optionKeys(t reflect.Type, prefix string) []string {
 		keys = append(keys, key)
 	}
 	return keys
+}
+
+// TestDocsDjangoExampleIsTheTestedOne keeps docs/platform.md's Django
+// example the same as the queries the platform tests run.
+func TestDocsDjangoExampleIsTheTestedOne(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/platform.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<!-- django-example")
+	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/platform.md has no yaml block after the django-example marker")
+	}
+	var c struct {
+		Users UsersConfig `yaml:"users"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &c); err != nil {
+		t.Fatalf("the Django example is not valid YAML: %v", err)
+	}
+	same := func(a, b string) bool {
+		return strings.Join(strings.Fields(a), " ") == strings.Join(strings.Fields(b), " ")
+	}
+	want := storagetest.DjangoQueries("postgres")
+	got := c.Users.Platform.Queries
+	for name, pair := range map[string][2]string{
+		"by_login": {got.ByLogin, want.ByLogin}, "by_id": {got.ByID, want.ByID},
+		"by_email": {got.ByEmail, want.ByEmail}, "search": {got.Search, want.Search},
+	} {
+		if !same(pair[0], pair[1]) {
+			t.Errorf("docs/platform.md's %s differs from the tested query:\ndocs:   %s\ntested: %s", name, pair[0], pair[1])
+		}
+	}
 }

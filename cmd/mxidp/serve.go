@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -181,6 +182,10 @@ func openPlatform(ctx context.Context, c Config, log *slog.Logger) (*storage.Pla
 		storage.PlatformOptions{Logger: log.With("users", "platform"), Localpart: func(username string) (string, error) {
 			return provider.CanonicalLocalpart(username, c.Matrix.ServerName)
 		}})
+	var qErr *storage.PlatformQueryError
+	if errors.As(err, &qErr) {
+		return nil, &ConfigError{Source: "users.platform.queries, checked against the platform's database", Problems: qErr.Problems}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("users.platform: %w", err)
 	}
