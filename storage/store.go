@@ -150,8 +150,17 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // store: SQLite otherwise compiles the SQL text again on every call, which
 // was most of the database's CPU per login. The set of query texts is
 // fixed by the code, so the cache stays small.
+//
+// Inside a transaction, a statement not prepared yet is prepared on the
+// transaction's own connection: preparing it on the pool could wait for a
+// connection that other transactions hold while they wait for this one's
+// lock. The pool's copy is prepared beside it, for later calls.
 func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
 	st, ok := s.stmts.Load(query)
+	if !ok && tx != nil {
+		go s.stmt(context.WithoutCancel(ctx), nil, query) //nolint:errcheck // a failure shows at the next call
+		return tx.PrepareContext(ctx, query)
+	}
 	if !ok {
 		prepared, err := s.db.PrepareContext(ctx, query)
 		if err != nil {

@@ -56,6 +56,9 @@ func Conformance(t *testing.T, open Opener) {
 		{"DeliveryFailedAndDone", testDeliveryFailedAndDone},
 		{"ConcurrentClaimsNeverShareADelivery", testConcurrentClaimsNeverShareADelivery},
 		{"PurgeRemovesOnlyWhatExpired", testPurgeRemovesOnlyWhatExpired},
+		{"ThrottleAdmitsNoMoreThanTheBurstUnderConcurrency", testThrottleAdmitsNoMoreThanTheBurstUnderConcurrency},
+		{"ThrottleDelaysGrowAndSuccessOrTimeForgets", testThrottleDelaysGrowAndSuccessOrTimeForgets},
+		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
