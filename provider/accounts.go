@@ -53,7 +53,20 @@ func (a *Accounts) AddUser(ctx context.Context, nu NewUser) (storage.User, error
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return storage.User{}, taken(u)
 	}
-	return created, err
+	return created, a.audit(ctx, err, storage.AuditEvent{Event: "user.added", UserID: created.ID, Username: created.Username})
+}
+
+// audit records an operator's change once it succeeded (err nil) and
+// passes err on. A change that happened but could not be recorded is
+// reported, since the audit log is the operator's evidence.
+func (a *Accounts) audit(ctx context.Context, err error, e storage.AuditEvent) error {
+	if err != nil {
+		return err
+	}
+	if err := a.Store.AddAuditEvent(ctx, e); err != nil {
+		return fmt.Errorf("the change was made, but not recorded in the audit log: %w", err)
+	}
+	return nil
 }
 
 // taken explains an ErrAlreadyExists for u: one of its unique fields is
@@ -115,7 +128,7 @@ func (a *Accounts) UpdateProfile(ctx context.Context, username string, p Profile
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return storage.User{}, taken(changed)
 	}
-	return u, err
+	return u, a.audit(ctx, err, storage.AuditEvent{Event: "user.changed", UserID: u.ID, Username: u.Username, Detail: "profile"})
 }
 
 func (a *Accounts) hashPassword(pw string) (string, error) {
@@ -179,7 +192,7 @@ func (a *Accounts) SetPassword(ctx context.Context, username, pw string) error {
 	if err != nil {
 		return err
 	}
-	return a.endSessions(ctx, u.ID)
+	return a.audit(ctx, a.endSessions(ctx, u.ID), storage.AuditEvent{Event: "user.password_changed", UserID: u.ID, Username: u.Username})
 }
 
 // SetDisabled disables or enables a user's logins. Disabling ends the
@@ -189,10 +202,12 @@ func (a *Accounts) SetDisabled(ctx context.Context, username string, disabled bo
 		u.Disabled = disabled
 		return nil
 	})
-	if err != nil || !disabled {
-		return err
+	event := storage.AuditEvent{Event: "user.enabled", UserID: u.ID, Username: u.Username}
+	if err == nil && disabled {
+		event.Event = "user.disabled"
+		err = a.endSessions(ctx, u.ID)
 	}
-	return a.endSessions(ctx, u.ID)
+	return a.audit(ctx, err, event)
 }
 
 // DeleteUser ends an account's sessions and removes it. Its ID is never
@@ -205,7 +220,7 @@ func (a *Accounts) DeleteUser(ctx context.Context, username string) error {
 	if err := a.endSessions(ctx, u.ID); err != nil {
 		return err
 	}
-	return a.Store.DeleteUser(ctx, u.ID)
+	return a.audit(ctx, a.Store.DeleteUser(ctx, u.ID), storage.AuditEvent{Event: "user.deleted", UserID: u.ID, Username: u.Username})
 }
 
 // endSessions ends every session of a user and queues the back-channel
@@ -221,12 +236,20 @@ func (a *Accounts) SetGroups(ctx context.Context, username string, groups []stri
 	if err != nil {
 		return err
 	}
+	if err := checkGroups(groups); err != nil {
+		return err
+	}
+	return a.audit(ctx, a.Store.SetUserGroups(ctx, u.ID, groups), storage.AuditEvent{Event: "user.changed", UserID: u.ID, Username: u.Username,
+		Detail: "groups: " + strings.Join(groups, ", ")})
+}
+
+func checkGroups(groups []string) error {
 	for _, g := range groups {
 		if strings.TrimSpace(g) == "" || len(g) > 255 {
 			return fmt.Errorf("group name %q must have 1 to 255 characters", g)
 		}
 	}
-	return a.Store.SetUserGroups(ctx, u.ID, groups)
+	return nil
 }
 
 // NewClient is what an operator gives to register a relying party.
@@ -277,7 +300,8 @@ func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client,
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		return storage.Client{}, "", fmt.Errorf("a client %q exists already", nc.ID)
 	}
-	return c, secret, err
+	return c, secret, a.audit(ctx, err, storage.AuditEvent{Event: "client.added", ClientID: c.ID,
+		Detail: "redirect URIs: " + strings.Join(c.RedirectURIs, " ")})
 }
 
 func chooseSecret(public bool, chosen string) (string, error) {
@@ -309,7 +333,7 @@ func (a *Accounts) RotateClientSecret(ctx context.Context, id, chosen string) (s
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("no client %q: %w", id, err)
 	}
-	return secret, err
+	return secret, a.audit(ctx, err, storage.AuditEvent{Event: "client.secret_rotated", ClientID: id})
 }
 
 // RemoveClient deletes a client registration.
@@ -318,7 +342,7 @@ func (a *Accounts) RemoveClient(ctx context.Context, id string) error {
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("no client %q: %w", id, err)
 	}
-	return err
+	return a.audit(ctx, err, storage.AuditEvent{Event: "client.removed", ClientID: id})
 }
 
 // CheckClientURI reports why a redirect, post-logout or back-channel URI is

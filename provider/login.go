@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,11 @@ type Login struct {
 
 	slotsOnce sync.Once
 	slots     chan struct{}
+
+	// Throttle limits password checks; nil means DefaultThrottle.
+	Throttle *ThrottlePolicy
+	// badHashes remembers the users whose unusable hash was logged.
+	badHashes sync.Map
 }
 
 // hashSlot waits for one of GOMAXPROCS slots for a password hash. Each
@@ -88,37 +94,95 @@ func (l *Login) dummyHash() string {
 	return l.dummy
 }
 
+// Attempt is one password check: what was typed, and where it came from.
+type Attempt struct {
+	Login, Password string
+	// Network is the client's IP address, or "" where the caller cannot
+	// know it (the REST service only ever sees Synapse or ma1sd).
+	Network string
+	// Door says where the password came in, for the audit log: "login
+	// page" or "rest".
+	Door     string
+	ClientID string // the OpenID client the login is for, when known
+}
+
 // CheckPassword returns the enabled user whose username (or verified
-// e-mail address) is login and whose password is pw. A hash of another
-// format or cost is replaced by one of the current cost.
-func (l *Login) CheckPassword(ctx context.Context, login, pw string) (storage.User, error) {
+// e-mail address) is a.Login and whose password is a.Password. Every check
+// is throttled first (see ThrottlePolicy) and recorded in the audit log.
+// Unknown users, wrong passwords, disabled accounts and unusable hashes
+// cost the same work and give the same ErrBadCredentials. A hash of
+// another format or cost in mxidp's own table is replaced by one of the
+// current cost.
+func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, error) {
+	event := storage.AuditEvent{Username: strings.ToLower(strings.TrimSpace(a.Login)), ClientID: a.ClientID, Network: a.Network}
+	keys, err := l.admit(ctx, a)
+	if err != nil {
+		var te *ThrottledError
+		if errors.As(err, &te) {
+			event.Event, event.Detail = "login.throttled", fmt.Sprintf("by %s; next check in %s", te.Key, te.RetryAfter.Round(time.Second))
+			if a.Door != "" {
+				event.Detail = a.Door + ", " + event.Detail
+			}
+			l.audit(ctx, event)
+		}
+		return storage.User{}, err
+	}
 	release, err := l.hashSlot(ctx)
 	if err != nil {
+		l.finish(ctx, keys, undecided)
 		return storage.User{}, err
 	}
-	defer release()
-	u, err := l.users().UserByLogin(ctx, login)
+	u, reason, err := l.verify(ctx, a)
+	release()
+	switch {
+	case err == nil:
+		l.finish(ctx, keys, right)
+		event.Event, event.UserID, event.Username, event.Detail = "login.succeeded", u.ID, u.Username, a.Door
+	case errors.Is(err, ErrBadCredentials):
+		l.finish(ctx, keys, wrong)
+		event.Event, event.UserID, event.Detail = "login.failed", u.ID, a.Door+": "+reason
+	default:
+		l.finish(ctx, keys, undecided) // not the user's doing
+		return storage.User{}, err
+	}
+	l.audit(ctx, event)
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
+// verify decides a password. A refusal is ErrBadCredentials with the
+// reason for the audit log (and the user, when known, for its ID).
+func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, error) {
+	u, err := l.users().UserByLogin(ctx, a.Login)
 	if errors.Is(err, storage.ErrNotFound) {
-		password.Verify(l.dummyHash(), pw)
-		return storage.User{}, ErrBadCredentials
+		password.Verify(l.dummyHash(), a.Password)
+		return storage.User{}, "unknown user", ErrBadCredentials
 	}
 	if err != nil {
-		return storage.User{}, err
+		return storage.User{}, "", err
 	}
-	ok, err := password.Verify(u.PasswordHash, pw)
+	ok, err := password.Verify(u.PasswordHash, a.Password)
 	if err != nil {
-		// The user ID, never the hash, goes into the log.
-		l.Logger.Warn("stored password hash is unusable", "user_id", u.ID, "err", err)
-		return storage.User{}, ErrBadCredentials
+		password.Verify(l.dummyHash(), a.Password) // the same work as a wrong password
+		if _, seen := l.badHashes.LoadOrStore(u.ID, true); !seen {
+			// The user ID, never the hash, goes into the log.
+			l.Logger.Warn("stored password hash is unusable; the user cannot log in with a password", "user_id", u.ID, "err", err)
+		}
+		return storage.User{ID: u.ID}, "unusable password hash", ErrBadCredentials
 	}
-	if !ok || u.Disabled {
-		return storage.User{}, ErrBadCredentials
+	switch {
+	case !ok:
+		return storage.User{ID: u.ID}, "wrong password", ErrBadCredentials
+	case u.Disabled:
+		return storage.User{ID: u.ID}, "account disabled", ErrBadCredentials
 	}
 	// Only mxidp's own table is written; a platform keeps its hashes.
 	if _, builtin := l.users().(*storage.Store); builtin && password.NeedsRehash(u.PasswordHash, l.Hash) {
-		l.upgradeHash(ctx, u, pw)
+		l.upgradeHash(ctx, u, a.Password)
 	}
-	return u, nil
+	return u, "", nil
 }
 
 func (l *Login) upgradeHash(ctx context.Context, u storage.User, pw string) {

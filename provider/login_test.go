@@ -24,7 +24,7 @@ func TestCheckPasswordAcceptsOnlyTheRightPasswordOfAnEnabledUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, login := range []string{"alice", " Alice ", "alice@example.org", "ALICE@example.org"} {
-			if u, err := l.CheckPassword(ctx, login, "right password"); err != nil || u.Username != "alice" {
+			if u, err := l.CheckPassword(ctx, provider.Attempt{Login: login, Password: "right password"}); err != nil || u.Username != "alice" {
 				t.Errorf("login %q: %v", login, err)
 			}
 		}
@@ -34,12 +34,12 @@ func TestCheckPasswordAcceptsOnlyTheRightPasswordOfAnEnabledUser(t *testing.T) {
 			"unknown e-mail": {"bob@example.org", "right password"},
 			"empty":          {"", ""},
 		} {
-			if _, err := l.CheckPassword(ctx, c[0], c[1]); !errors.Is(err, provider.ErrBadCredentials) {
+			if _, err := l.CheckPassword(ctx, provider.Attempt{Login: c[0], Password: c[1]}); !errors.Is(err, provider.ErrBadCredentials) {
 				t.Errorf("%s: err = %v, want ErrBadCredentials", name, err)
 			}
 		}
 		a.SetDisabled(ctx, "alice", true)
-		if _, err := l.CheckPassword(ctx, "alice", "right password"); !errors.Is(err, provider.ErrBadCredentials) {
+		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "alice", Password: "right password"}); !errors.Is(err, provider.ErrBadCredentials) {
 			t.Errorf("disabled user: err = %v, want ErrBadCredentials", err)
 		}
 	})
@@ -55,11 +55,11 @@ func TestCheckPasswordUpgradesAnOldHashOnSuccessOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := newLogin(a)
-		l.CheckPassword(ctx, "carol", "wrong password")
+		l.CheckPassword(ctx, provider.Attempt{Login: "carol", Password: "wrong password"})
 		if got, _ := a.Store.UserByID(ctx, u.ID); got.PasswordHash != oldHash {
 			t.Error("a failed login changed the hash")
 		}
-		if _, err := l.CheckPassword(ctx, "carol", "right password"); err != nil {
+		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "carol", Password: "right password"}); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := a.Store.UserByID(ctx, u.ID)
@@ -77,7 +77,7 @@ func TestUnverifiedEmailIsNoLoginName(t *testing.T) {
 		ctx := context.Background()
 		h, _ := password.Hash("right password", a.Hash)
 		a.Store.CreateUser(ctx, storage.User{ID: "u2", Username: "dave", Email: "dave@example.org", EmailVerified: false, PasswordHash: h})
-		if _, err := newLogin(a).CheckPassword(ctx, "dave@example.org", "right password"); !errors.Is(err, provider.ErrBadCredentials) {
+		if _, err := newLogin(a).CheckPassword(ctx, provider.Attempt{Login: "dave@example.org", Password: "right password"}); !errors.Is(err, provider.ErrBadCredentials) {
 			t.Errorf("login by unverified e-mail: err = %v, want ErrBadCredentials", err)
 		}
 	})

@@ -426,6 +426,15 @@ func (o *OpenID) endSessions(ctx context.Context, key string, bySession bool) er
 			o.LoggedOut()
 		}
 	}
+	for _, e := range ended {
+		detail := "every session of the user"
+		if bySession {
+			detail = "session " + e.ID
+		}
+		if err := o.Store.AddAuditEvent(ctx, storage.AuditEvent{Event: "logout", UserID: e.UserID, Detail: detail}); err != nil {
+			o.Logger.Warn("recording an audit event failed", "event", "logout", "err", err)
+		}
+	}
 	return nil
 }
 

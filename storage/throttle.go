@@ -10,57 +10,106 @@ import (
 // Throttle counters live in the database so that every instance sees the
 // same ones; each change is one transaction with the row locked, so
 // parallel checks are counted one by one and none slips past a limit.
+//
+// A key counts wrong passwords (failures) and checks under way (inflight).
+// While failures are below the burst, up to burst−failures checks may run
+// at once; from the burst on, one at a time and only after the delay that
+// the last failure set. A check is admitted before anyone knows whether the
+// password is right, so parallel guesses wait for the earlier ones'
+// results instead of all passing while the count is still low.
 
-// Admit decides whether one more password check under key may run now.
-// It counts the check at once, as a failure until Succeeded says
-// otherwise, so that checks running in parallel are all counted before
-// any of them knows its result. delay(n) is how long the n-th counted
-// check holds off the next one; counts older than forgetAfter start again
-// from zero. A refusal reports how long until the next check is admitted.
-func (s *Store) Admit(ctx context.Context, key string, delay func(failures int64) time.Duration, forgetAfter time.Duration) (admitted bool, retryAfter time.Duration, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO throttle (key, failures, next_at, updated_at) VALUES ($1, 0, 0, 0)
+// Admission is the answer to a request to check one password.
+type Admission struct {
+	Admitted bool
+	// Busy: checks under way fill the allowance; ask again shortly.
+	Busy bool
+	// RetryAfter: refused until the last failure's delay has passed.
+	RetryAfter time.Duration
+}
+
+// inflightTimeout forgets checks under way that never finished (an
+// instance that died mid-check): no check takes this long.
+const inflightTimeout = time.Minute
+
+// Admit asks to check one password under key. Counts untouched for
+// longer than forgetAfter start again from zero.
+func (s *Store) Admit(ctx context.Context, key string, burst int64, forgetAfter time.Duration) (Admission, error) {
+	var a Admission
+	err := s.throttleTx(ctx, key, forgetAfter, func(t *throttleRow, now int64) bool {
+		switch {
+		case now < t.nextAt:
+			a.RetryAfter = time.Duration(t.nextAt-now) * time.Millisecond
+			return false
+		case t.inflight >= max(burst-t.failures, 1):
+			a.Busy = true
+			return false
+		}
+		t.inflight++
+		a.Admitted = true
+		return true
+	})
+	return a, err
+}
+
+// Finish ends an admitted check. A wrong password counts as a failure and
+// holds off the next check by delay(failures); a right one clears the
+// failures when forget is true (an account whose owner got in), and
+// otherwise leaves them (a network that other accounts share).
+func (s *Store) Finish(ctx context.Context, key string, wrong, forget bool, delay func(failures int64) time.Duration) error {
+	return s.throttleTx(ctx, key, 0, func(t *throttleRow, now int64) bool {
+		t.inflight = max(t.inflight-1, 0)
+		switch {
+		case wrong:
+			t.failures++
+			t.nextAt = now + delay(t.failures).Milliseconds()
+		case forget:
+			t.failures, t.nextAt = 0, 0
+		}
+		return true
+	})
+}
+
+// Abandon ends an admitted check that decided nothing (the request ended
+// first, or the user store failed): it only stops counting it as under way.
+func (s *Store) Abandon(ctx context.Context, key string) error {
+	return s.throttleTx(ctx, key, 0, func(t *throttleRow, _ int64) bool {
+		t.inflight = max(t.inflight-1, 0)
+		return true
+	})
+}
+
+type throttleRow struct{ failures, inflight, nextAt, updatedAt int64 }
+
+// throttleTx loads key's row locked (creating it), lets change decide, and
+// stores the row when change returns true. forgetAfter > 0 resets a row
+// untouched that long.
+func (s *Store) throttleTx(ctx context.Context, key string, forgetAfter time.Duration, change func(t *throttleRow, nowMS int64) bool) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO throttle (key, failures, inflight, next_at, updated_at) VALUES ($1, 0, 0, 0, 0)
 			ON CONFLICT (key) DO NOTHING`, key); err != nil {
 			return err
 		}
-		var failures, nextAt, updatedAt int64
-		if err := s.queryRow(ctx, tx, `SELECT failures, next_at, updated_at FROM throttle WHERE key = $1`+s.dialect.forUpdate, key).
-			Scan(&failures, &nextAt, &updatedAt); err != nil {
+		var t throttleRow
+		if err := s.queryRow(ctx, tx, `SELECT failures, inflight, next_at, updated_at FROM throttle WHERE key = $1`+s.dialect.forUpdate, key).
+			Scan(&t.failures, &t.inflight, &t.nextAt, &t.updatedAt); err != nil {
 			return err
 		}
-		// The time is read with the row locked, so that checks admitted
-		// one after another see times in the same order.
-		now := s.now()
-		nowMS := now.UnixMilli()
-		if nowMS-updatedAt > forgetAfter.Milliseconds() {
-			failures, nextAt = 0, 0
+		// The time is read with the row locked, so that changes one after
+		// another see times in the same order.
+		now := s.now().UnixMilli()
+		if forgetAfter > 0 && now-t.updatedAt > forgetAfter.Milliseconds() {
+			t.failures, t.nextAt = 0, 0
 		}
-		if nowMS < nextAt {
-			retryAfter = time.Duration(nextAt-nowMS) * time.Millisecond
+		if now-t.updatedAt > inflightTimeout.Milliseconds() {
+			t.inflight = 0
+		}
+		if !change(&t, now) {
 			return nil
 		}
-		failures++
-		admitted = true
-		_, err := s.exec(ctx, tx, `UPDATE throttle SET failures = $2, next_at = $3, updated_at = $4 WHERE key = $1`,
-			key, failures, now.Add(delay(failures)).UnixMilli(), nowMS)
+		_, err := s.exec(ctx, tx, `UPDATE throttle SET failures = $2, inflight = $3, next_at = $4, updated_at = $5 WHERE key = $1`,
+			key, t.failures, t.inflight, t.nextAt, now)
 		return err
 	})
-	if err != nil {
-		return false, 0, fmt.Errorf("throttle %s: %w", key, err)
-	}
-	return admitted, retryAfter, nil
-}
-
-// Succeeded takes back the count of one admitted check that turned out
-// right: forget clears the key (an account whose owner got in), otherwise
-// only this one check is uncounted (a network that other accounts share).
-func (s *Store) Succeeded(ctx context.Context, key string, forget bool) error {
-	var err error
-	if forget {
-		_, err = s.exec(ctx, nil, `DELETE FROM throttle WHERE key = $1`, key)
-	} else {
-		_, err = s.exec(ctx, nil, `UPDATE throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0`, key)
-	}
 	if err != nil {
 		return fmt.Errorf("throttle %s: %w", key, err)
 	}
@@ -92,6 +141,14 @@ func (s *Store) Throttled(ctx context.Context) ([]ThrottleState, error) {
 		out = append(out, st)
 	}
 	return out, rows.Err()
+}
+
+// ClearThrottle forgets a key's failures (`mxidp user unlock`).
+func (s *Store) ClearThrottle(ctx context.Context, key string) error {
+	if _, err := s.exec(ctx, nil, `DELETE FROM throttle WHERE key = $1`, key); err != nil {
+		return fmt.Errorf("throttle %s: %w", key, err)
+	}
+	return nil
 }
 
 // PurgeThrottle deletes counters untouched for longer than forgetAfter

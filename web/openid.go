@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -25,6 +27,8 @@ type OpenID struct {
 	Login     *provider.Login
 	Discovery []byte // the discovery document, prepared once
 	Branding  Branding
+	// TrustedProxies may name the client in X-Forwarded-For (see clientAddr).
+	TrustedProxies []netip.Prefix
 }
 
 // openIDRoutes mounts the OpenID provider: discovery and userinfo served
@@ -240,7 +244,14 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	username := r.PostForm.Get("username")
 	remember := r.PostForm.Get("remember") != ""
-	u, err := h.Login.CheckPassword(r.Context(), username, r.PostForm.Get("password"))
+	u, err := h.Login.CheckPassword(r.Context(), provider.Attempt{Login: username, Password: r.PostForm.Get("password"),
+		Network: clientAddr(r, h.TrustedProxies), Door: "login page", ClientID: a.ClientID})
+	var throttled *provider.ThrottledError
+	if errors.As(err, &throttled) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(throttled.RetryAfter.Seconds())+1))
+		h.showForm(w, r, a, http.StatusTooManyRequests, username, "login.throttled", remember)
+		return
+	}
 	if errors.Is(err, provider.ErrBadCredentials) {
 		// One message for unknown users and wrong passwords; the username
 		// stays, the password does not.

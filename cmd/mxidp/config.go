@@ -37,7 +37,33 @@ type Config struct {
 	Sessions      SessionsConfig  `yaml:"sessions"`
 	Branding      BrandingConfig  `yaml:"branding"`
 	REST          RESTConfig      `yaml:"rest"`
-	Log           LogConfig       `yaml:"log"`
+	Throttle      ThrottleConfig  `yaml:"throttle"`
+	Audit         AuditConfig     `yaml:"audit"`
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (for the throttle and the audit log), as CIDRs.
+	TrustedProxies []string  `yaml:"trusted_proxies"`
+	Log            LogConfig `yaml:"log"`
+}
+
+// ThrottleConfig limits password checks (provider.ThrottlePolicy).
+type ThrottleConfig struct {
+	AccountBurst int           `yaml:"account_burst"`
+	NetworkBurst int           `yaml:"network_burst"`
+	BaseDelay    time.Duration `yaml:"base_delay"`
+	MaxDelay     time.Duration `yaml:"max_delay"`
+	ForgetAfter  time.Duration `yaml:"forget_after"`
+	HardLock     bool          `yaml:"hard_lock"`
+}
+
+// Policy converts the settings for package provider.
+func (t ThrottleConfig) Policy() provider.ThrottlePolicy {
+	return provider.ThrottlePolicy{AccountBurst: t.AccountBurst, NetworkBurst: t.NetworkBurst,
+		BaseDelay: t.BaseDelay, MaxDelay: t.MaxDelay, ForgetAfter: t.ForgetAfter, HardLock: t.HardLock}
+}
+
+// AuditConfig keeps the audit log.
+type AuditConfig struct {
+	Retention time.Duration `yaml:"retention"`
 }
 
 // MatrixConfig describes the Matrix deployment mxidp serves.
@@ -168,9 +194,16 @@ func defaultConfig() Config {
 			RefreshTokenLifetime: provider.DefaultLifetimes.RefreshToken,
 		},
 		Sessions: SessionsConfig{Lifetime: provider.DefaultLifetimes.Session},
-		Branding: BrandingConfig{PrimaryColor: "#2a5db0"},
+		Throttle: ThrottleConfig{
+			AccountBurst: provider.DefaultThrottle.AccountBurst, NetworkBurst: provider.DefaultThrottle.NetworkBurst,
+			BaseDelay: provider.DefaultThrottle.BaseDelay, MaxDelay: provider.DefaultThrottle.MaxDelay,
+			ForgetAfter: provider.DefaultThrottle.ForgetAfter,
+		},
+		Audit:          AuditConfig{Retention: 90 * 24 * time.Hour},
+		TrustedProxies: loopback,
+		Branding:       BrandingConfig{PrimaryColor: "#2a5db0"},
 		REST: RESTConfig{
-			AllowedNetworks:     []string{"127.0.0.0/8", "::1/128"},
+			AllowedNetworks:     loopback,
 			Timeout:             5 * time.Second,
 			DirectoryMaxResults: 50,
 			LoginDisplayName:    true,
@@ -382,6 +415,14 @@ func (c *Config) validate() []string {
 
 	problems = append(problems, c.Branding.validate(c.Matrix.ServerName)...)
 	problems = append(problems, c.REST.validate()...)
+	if err := c.Throttle.Policy().Validate(); err != nil {
+		add("throttle: %v; the defaults are account_burst 5, network_burst 30, base_delay 1s, max_delay 10m, forget_after 24h", err)
+	}
+	if c.Audit.Retention < time.Hour {
+		add("audit.retention: %v; keep the audit log at least 1h, like 2160h (90 days)", c.Audit.Retention)
+	}
+	_, bad := prefixes("trusted_proxies", c.TrustedProxies)
+	problems = append(problems, bad...)
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -496,11 +537,8 @@ func (b *BrandingConfig) validate(serverName string) []string {
 func (r *RESTConfig) validate() []string {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	for _, n := range r.AllowedNetworks {
-		if _, err := netip.ParsePrefix(n); err != nil {
-			add("rest.allowed_networks: %q is not a network; write CIDRs like 10.0.0.0/8 or 192.0.2.7/32", n)
-		}
-	}
+	_, bad := prefixes("rest.allowed_networks", r.AllowedNetworks)
+	problems = append(problems, bad...)
 	// Below the 30 s write timeout of the listener, so the answer always
 	// gets out; callers never time out themselves (ma1sd-rest.md §3.7).
 	if r.Timeout < 100*time.Millisecond || r.Timeout > 25*time.Second {
@@ -514,13 +552,27 @@ func (r *RESTConfig) validate() []string {
 
 // networks parses AllowedNetworks (already validated).
 func (r RESTConfig) networks() []netip.Prefix {
-	var out []netip.Prefix
-	for _, n := range r.AllowedNetworks {
-		if p, err := netip.ParsePrefix(n); err == nil {
-			out = append(out, p.Masked())
-		}
-	}
+	out, _ := prefixes("", r.AllowedNetworks)
 	return out
+}
+
+// loopback is every loopback address, the default for settings that
+// trust local peers.
+var loopback = []string{"127.0.0.0/8", "::1/128"}
+
+// prefixes parses a list of CIDRs, with a problem for each that is not one.
+func prefixes(key string, cidrs []string) ([]netip.Prefix, []string) {
+	var out []netip.Prefix
+	var problems []string
+	for _, n := range cidrs {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %q is not a network; write CIDRs like 10.0.0.0/8 or 192.0.2.7/32", key, n))
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out, problems
 }
 
 // sharedSecret reads the shared secret file; "" when none is configured.

@@ -93,6 +93,13 @@ func (a *app) keysRotateCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				detail := "new key " + k.ID
+				if now {
+					detail += ", signing at once"
+				}
+				if err := s.AddAuditEvent(cmd.Context(), storage.AuditEvent{Event: "keys.rotated", Detail: detail}); err != nil {
+					return fmt.Errorf("the key was added, but not recorded in the audit log: %w", err)
+				}
 				fmt.Fprintf(a.stdout, "added signing key %s (%s): published now, signs from %s\n", k.ID, k.State, k.SignFrom.UTC().Format(time.RFC3339))
 				fmt.Fprintf(a.stdout, "running instances pick it up within keys.refresh_interval (%s)\n", c.Keys.RefreshInterval)
 				return nil

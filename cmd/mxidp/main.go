@@ -96,7 +96,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "configuration file (default: $MXIDP_CONFIG, else built-in defaults)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.userCommand(), a.clientCommand(), a.keysCommand(), a.synapseConfigCommand())
+	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.userCommand(), a.clientCommand(), a.keysCommand(), a.synapseConfigCommand(), a.auditCommand())
 	return root
 }
 

@@ -135,7 +135,8 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	openID := &provider.OpenID{Store: store, Users: users, Ring: svc.ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log,
 		LoggedOut: svc.backchannel.Wake}
 	svc.openID = openID
-	login := &provider.Login{Store: store, Users: users, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
+	policy := c.Throttle.Policy()
+	login := &provider.Login{Store: store, Users: users, Throttle: &policy, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
 	op, err := provider.NewOP(openID, secret)
 	if err != nil {
 		return fail(fmt.Errorf("openid provider: %w", err))
@@ -162,13 +163,14 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		})
 		log.Info("REST service enabled", "allowed_networks", c.REST.AllowedNetworks, "shared_secret", secret != "")
 	}
+	trusted, _ := prefixes("", c.TrustedProxies)
 	var db web.Pinger = store
 	if svc.platform != nil {
 		db = bothDatabases{store, svc.platform}
 	}
 	svc.handler = web.NewHandler(web.Deps{DB: db, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
-		Branding: branding,
+		Branding: branding, TrustedProxies: trusted,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }
@@ -237,7 +239,7 @@ func (s *service) runBackground(ctx context.Context) {
 	go s.ring.Run(ctx, s.c.Keys.RefreshInterval)
 	// Notices queued by the command line or other instances are found by polling.
 	go s.backchannel.Run(ctx, 2*time.Second)
-	go purgeExpired(ctx, s.store, s.log)
+	go purgeExpired(ctx, s.store, s.c, s.log)
 	if s.platform != nil {
 		go every(ctx, s.c.Users.Platform.CheckInterval, func() {
 			if _, err := s.openID.EndDepartedSessions(ctx); err != nil && ctx.Err() == nil {
@@ -286,14 +288,24 @@ func (a *app) createDemoUser(ctx context.Context, c Config, store *storage.Store
 
 // purgeExpired deletes expired requests, tokens and sessions now and then,
 // so that the database does not grow without bound.
-func purgeExpired(ctx context.Context, store *storage.Store, log *slog.Logger) {
+func purgeExpired(ctx context.Context, store *storage.Store, c Config, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
-		if n, err := store.Purge(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("purging expired rows failed", "err", err)
-		} else if n > 0 {
-			log.Info("purged expired rows", "rows", n)
+		for what, purge := range map[string]func(context.Context) (int64, error){
+			"expired requests, tokens and sessions": store.Purge,
+			"audit events past audit.retention": func(ctx context.Context) (int64, error) {
+				return store.PurgeAudit(ctx, c.Audit.Retention)
+			},
+			"stale throttle counters": func(ctx context.Context) (int64, error) {
+				return store.PurgeThrottle(ctx, c.Throttle.ForgetAfter)
+			},
+		} {
+			if n, err := purge(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("purging failed", "what", what, "err", err)
+			} else if n > 0 {
+				log.Info("purged", "what", what, "rows", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 
 func (a *app) userCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "user", Short: "Manage mxidp's own users"})
-	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetCommand(), a.userSetGroupsCommand(),
+	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetCommand(), a.userSetGroupsCommand(), a.userImportCommand(),
 		a.userSimpleCommand("disable", "Stop a user from logging in", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
 			return acc.SetDisabled(cmd.Context(), name, true)
 		}),
@@ -23,6 +25,9 @@ func (a *app) userCommand() *cobra.Command {
 		}),
 		a.userSimpleCommand("delete", "Delete a user (the ID is never reused)", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
 			return acc.DeleteUser(cmd.Context(), name)
+		}),
+		a.userSimpleCommand("unlock", "Clear a user's password-check throttle (after throttle.hard_lock)", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
+			return acc.Unlock(cmd.Context(), name)
 		}),
 	)
 	return cmd
@@ -131,6 +136,46 @@ func (a *app) userSetCommand() *cobra.Command {
 	return cmd
 }
 
+func (a *app) userImportCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "import FILE",
+		Short: "Create users from a platform's export: JSON lines with username, email, display_name, password_hash (any supported format)",
+		Long: `Creates one user per line of FILE ("-" reads standard input), e.g.
+  {"username": "alice", "email": "alice@example.org", "display_name": "Alice", "password_hash": "pbkdf2_sha256$..."}
+Optional fields: msisdn, avatar_url, groups (a list), disabled, email_verified
+(default true: the operator vouches for the export). The whole file is
+checked first; if any line is wrong, nothing is imported. Users that exist
+already are left alone, so an interrupted import can be run again. Imported
+hashes keep their format until the user's next login, which replaces them
+with argon2id.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withBuiltinUsers(cmd.Context(), func(c Config, s *storage.Store) error {
+				in := a.stdin
+				if argv[0] != "-" {
+					f, err := os.Open(argv[0])
+					if err != nil {
+						return usageError{err}
+					}
+					defer f.Close()
+					in = f
+				}
+				acc := a.accounts(c, s)
+				lines, err := acc.ReadImport(in)
+				if err != nil {
+					return usageError{err}
+				}
+				res, err := acc.Import(cmd.Context(), lines)
+				fmt.Fprintf(a.stdout, "imported %d user(s)\n", res.Imported)
+				if len(res.Existing) > 0 {
+					fmt.Fprintf(a.stdout, "skipped %d whose username, e-mail or phone number is taken: %s\n", len(res.Existing), strings.Join(res.Existing, ", "))
+				}
+				return err
+			})
+		},
+	}
+}
+
 func (a *app) userSetGroupsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "set-groups USERNAME [GROUP ...]",
@@ -158,7 +203,11 @@ func (a *app) userSimpleCommand(verb, short string, do func(*provider.Accounts, 
 				if err := do(a.accounts(c, s), cmd, argv[0]); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stdout, "user %s: %sd\n", argv[0], verb)
+				done := verb + "ed"
+				if strings.HasSuffix(verb, "e") {
+					done = verb + "d"
+				}
+				fmt.Fprintf(a.stdout, "user %s: %s\n", argv[0], done)
 				return nil
 			})
 		},

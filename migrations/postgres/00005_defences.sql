@@ -4,9 +4,10 @@
 -- +goose Up
 CREATE TABLE throttle (
     key        TEXT   PRIMARY KEY,  -- "account:" + login name, or "network:" + address or prefix
-    failures   BIGINT NOT NULL,     -- checks since the last success (counted when admitted)
+    failures   BIGINT NOT NULL,     -- wrong passwords since the last right one
+    inflight   BIGINT NOT NULL,     -- checks admitted and not finished yet
     next_at    BIGINT NOT NULL,     -- Unix milliseconds: no check is admitted before
-    updated_at BIGINT NOT NULL      -- Unix milliseconds of the last admitted check
+    updated_at BIGINT NOT NULL      -- Unix milliseconds of the last change
 );
 CREATE INDEX throttle_updated ON throttle (updated_at);
 

@@ -67,7 +67,13 @@ func (s *Service) authenticate(ctx context.Context, mxid, password string) (stor
 	if !ok || !s.ours(local, domain) {
 		return storage.User{}, provider.ErrBadCredentials
 	}
-	u, err := s.login.CheckPassword(ctx, local, password)
+	u, err := s.login.CheckPassword(ctx, provider.Attempt{Login: local, Password: password, Door: "rest"})
+	var throttled *provider.ThrottledError
+	if errors.As(err, &throttled) {
+		// The callers know only success and failure; the audit log and
+		// the login page tell the rest.
+		return storage.User{}, provider.ErrBadCredentials
+	}
 	if err != nil {
 		return storage.User{}, err
 	}

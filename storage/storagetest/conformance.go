@@ -57,7 +57,9 @@ func Conformance(t *testing.T, open Opener) {
 		{"ConcurrentClaimsNeverShareADelivery", testConcurrentClaimsNeverShareADelivery},
 		{"PurgeRemovesOnlyWhatExpired", testPurgeRemovesOnlyWhatExpired},
 		{"ThrottleAdmitsNoMoreThanTheBurstUnderConcurrency", testThrottleAdmitsNoMoreThanTheBurstUnderConcurrency},
+		{"ThrottleLetsParallelRightPasswordsThrough", testThrottleLetsParallelRightPasswordsThrough},
 		{"ThrottleDelaysGrowAndSuccessOrTimeForgets", testThrottleDelaysGrowAndSuccessOrTimeForgets},
+		{"ThrottleForgetsAbandonedChecks", testThrottleForgetsAbandonedChecks},
 		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
 	}
 	for _, tc := range tests {

@@ -11,42 +11,94 @@ import (
 	"github.com/mxidp/mxidp/storage"
 )
 
-// burstThenHour admits five checks at once, then one per hour.
-func burstThenHour(n int64) time.Duration {
+// hourly holds off the next check an hour after the fifth failure, two
+// after the sixth, and so on.
+func hourly(n int64) time.Duration {
 	if n < 5 {
 		return 0
 	}
 	return time.Hour << (n - 5)
 }
 
+// A flood of parallel wrong guesses gets no more checks than the burst:
+// the checks beyond it wait for the earlier results, which then refuse
+// them. Another key is unaffected.
 func testThrottleAdmitsNoMoreThanTheBurstUnderConcurrency(t *testing.T, open Opener) {
 	s := open(t, storage.Options{MaxOpenConns: 32})
-	ctx := context.Background()
-	var admitted, refused atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var checked, refused atomic.Int64
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, retry, err := s.Admit(ctx, "account:alice", burstThenHour, 24*time.Hour)
-			switch {
-			case err != nil:
-				t.Error(err)
-			case ok:
-				admitted.Add(1)
-			case retry <= 0 || retry > time.Hour:
-				t.Errorf("refused with retry after %v; want up to an hour", retry)
-			default:
-				refused.Add(1)
+			for {
+				a, err := s.Admit(ctx, "account:alice", 5, 24*time.Hour)
+				switch {
+				case err != nil:
+					t.Error(err)
+					return
+				case a.Busy:
+					time.Sleep(5 * time.Millisecond)
+					continue
+				case !a.Admitted:
+					if a.RetryAfter <= 0 || a.RetryAfter > time.Hour {
+						t.Errorf("refused with retry after %v; want up to an hour", a.RetryAfter)
+					}
+					refused.Add(1)
+					return
+				}
+				checked.Add(1)
+				time.Sleep(2 * time.Millisecond) // the hash
+				if err := s.Finish(ctx, "account:alice", true, false, hourly); err != nil {
+					t.Error(err)
+				}
+				return
 			}
 		}()
 	}
 	wg.Wait()
-	if admitted.Load() != 5 || refused.Load() != 95 {
-		t.Errorf("100 parallel checks: %d admitted, %d refused; want 5 and 95", admitted.Load(), refused.Load())
+	if checked.Load() != 5 || refused.Load() != 95 {
+		t.Errorf("100 parallel wrong guesses: %d checked, %d refused; want 5 and 95", checked.Load(), refused.Load())
 	}
-	if ok, _, err := s.Admit(ctx, "account:bob", burstThenHour, 24*time.Hour); !ok || err != nil {
-		t.Errorf("another key was refused: %v, %v", ok, err)
+	if a, err := s.Admit(ctx, "account:bob", 5, 24*time.Hour); !a.Admitted || err != nil {
+		t.Errorf("another key was refused: %+v, %v", a, err)
+	}
+}
+
+// Parallel right passwords all get checked: each success frees its place.
+func testThrottleLetsParallelRightPasswordsThrough(t *testing.T, open Opener) {
+	s := open(t, storage.Options{MaxOpenConns: 32})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var checked atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				a, err := s.Admit(ctx, "account:alice", 5, 24*time.Hour)
+				if err != nil || (!a.Admitted && !a.Busy) {
+					t.Errorf("a right password was refused: %+v, %v", a, err)
+					return
+				}
+				if a.Busy {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				checked.Add(1)
+				if err := s.Finish(ctx, "account:alice", false, true, hourly); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	if checked.Load() != 20 {
+		t.Errorf("%d of 20 parallel right passwords checked", checked.Load())
 	}
 }
 
@@ -54,60 +106,101 @@ func testThrottleDelaysGrowAndSuccessOrTimeForgets(t *testing.T, open Opener) {
 	clk := newClock()
 	s := open(t, storage.Options{Now: clk.Now})
 	ctx := context.Background()
-	admit := func() (bool, time.Duration) {
+	// check runs one check to its end and returns whether it was admitted
+	// and the wait when it was not.
+	check := func(wrong, forget bool) (bool, time.Duration) {
 		t.Helper()
-		ok, retry, err := s.Admit(ctx, "k", burstThenHour, 24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
+		a, err := s.Admit(ctx, "k", 5, 24*time.Hour)
+		if err != nil || a.Busy {
+			t.Fatalf("Admit = %+v, %v", a, err)
 		}
-		return ok, retry
+		if a.Admitted {
+			if err := s.Finish(ctx, "k", wrong, forget, hourly); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a.Admitted, a.RetryAfter
 	}
 	for i := range 5 {
-		if ok, _ := admit(); !ok {
+		if ok, _ := check(true, false); !ok {
 			t.Fatalf("check %d of the burst refused", i+1)
 		}
 	}
-	if ok, retry := admit(); ok || retry != time.Hour {
+	if ok, retry := check(true, false); ok || retry != time.Hour {
 		t.Errorf("sixth check: admitted %v, retry %v; want refused for an hour", ok, retry)
 	}
 	clk.Advance(time.Hour)
-	if ok, _ := admit(); !ok {
+	if ok, _ := check(true, false); !ok {
 		t.Error("after the delay the next check was refused")
 	}
-	if ok, retry := admit(); ok || retry != 2*time.Hour {
-		t.Errorf("after the sixth check: admitted %v, retry %v; want two hours", ok, retry)
+	if ok, retry := check(true, false); ok || retry != 2*time.Hour {
+		t.Errorf("after the sixth failure: admitted %v, retry %v; want two hours", ok, retry)
 	}
 	if st, err := s.Throttled(ctx); err != nil || len(st) != 1 || st[0].Key != "k" || st[0].Failures != 6 {
 		t.Errorf("Throttled = %+v, %v", st, err)
 	}
-	// One success of a shared key takes back only its own count.
-	if err := s.Succeeded(ctx, "k", false); err != nil {
-		t.Fatal(err)
+	// A right password of a shared key (a network) leaves the failures.
+	clk.Advance(2 * time.Hour)
+	check(false, false)
+	if st, _ := s.Throttled(ctx); len(st) != 0 {
+		t.Errorf("after the delay nothing should hold off: %+v", st)
 	}
-	if st, _ := s.Throttled(ctx); len(st) != 1 || st[0].Failures != 5 {
-		t.Errorf("after one success (not forgetting): %+v; want 5 failures", st)
+	if ok, retry := check(true, false); !ok {
+		t.Errorf("after a right password of a shared key: refused (%v)", retry)
+	} else if _, retry := check(true, false); retry != 4*time.Hour {
+		t.Errorf("the failures were not kept: next delay %v, want 4h", retry)
 	}
-	// Forgetting clears the key: the owner got in.
-	if err := s.Succeeded(ctx, "k", true); err != nil {
-		t.Fatal(err)
+	// Forgetting (an account whose owner got in) clears them.
+	clk.Advance(4 * time.Hour)
+	check(false, true)
+	for i := range 5 {
+		if ok, _ := check(true, false); !ok {
+			t.Fatalf("after a forgetting success, check %d refused", i+1)
+		}
 	}
-	if ok, _ := admit(); !ok {
-		t.Error("after a forgetting success the next check was refused")
-	}
-	// Counts older than forgetAfter start again.
-	for range 5 {
-		admit()
-	}
+	// Counts older than forgetAfter start again; so do operators.
 	clk.Advance(25 * time.Hour)
-	if ok, _ := admit(); !ok {
+	if ok, _ := check(true, false); !ok {
 		t.Error("a day later the count was not forgotten")
 	}
+	if err := s.ClearThrottle(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Throttled(ctx); len(st) != 0 {
+		t.Errorf("after ClearThrottle: %+v", st)
+	}
+	check(true, false)
 	if n, err := s.PurgeThrottle(ctx, 24*time.Hour); err != nil || n != 0 {
 		t.Errorf("PurgeThrottle of a fresh key = %d, %v; want 0", n, err)
 	}
 	clk.Advance(25 * time.Hour)
 	if n, err := s.PurgeThrottle(ctx, 24*time.Hour); err != nil || n != 1 {
 		t.Errorf("PurgeThrottle of a stale key = %d, %v; want 1", n, err)
+	}
+}
+
+// A check whose instance died mid-way stops counting after a minute.
+func testThrottleForgetsAbandonedChecks(t *testing.T, open Opener) {
+	clk := newClock()
+	s := open(t, storage.Options{Now: clk.Now})
+	ctx := context.Background()
+	for range 5 {
+		if a, err := s.Admit(ctx, "k", 5, 24*time.Hour); !a.Admitted || err != nil {
+			t.Fatalf("Admit = %+v, %v", a, err)
+		}
+	}
+	if a, _ := s.Admit(ctx, "k", 5, 24*time.Hour); !a.Busy {
+		t.Errorf("with five checks under way: %+v; want busy", a)
+	}
+	if err := s.Abandon(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.Admit(ctx, "k", 5, 24*time.Hour); !a.Admitted {
+		t.Errorf("after one was abandoned: %+v; want admitted", a)
+	}
+	clk.Advance(2 * time.Minute)
+	if a, _ := s.Admit(ctx, "k", 5, 24*time.Hour); !a.Admitted {
+		t.Errorf("two minutes after checks that never finished: %+v; want admitted", a)
 	}
 }
 

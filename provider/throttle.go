@@ -1,0 +1,221 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mxidp/mxidp/storage"
+)
+
+// ThrottlePolicy limits password checks per login name and per client
+// network, with counters in the database that every instance shares.
+//
+// A key's first Burst checks run at once; each further check waits a delay
+// that doubles from BaseDelay up to MaxDelay, and checks that come sooner
+// are refused without looking at the password. A correct password after
+// the wait logs in and clears the login name's counter, so an attacker can
+// slow the owner down but not lock them out, unless HardLock is chosen:
+// then a login name that reached its burst is refused, right password or
+// not, until ForgetAfter has passed or an operator runs `mxidp user
+// unlock`. Counts older than ForgetAfter are forgotten.
+type ThrottlePolicy struct {
+	AccountBurst int // checks per login name before delays begin; 0 turns the account limit off
+	NetworkBurst int // checks per client network (IPv4 address, IPv6 /64); 0 turns it off
+	BaseDelay    time.Duration
+	MaxDelay     time.Duration
+	ForgetAfter  time.Duration
+	HardLock     bool
+}
+
+// DefaultThrottle: five tries per login name, then 1 s, 2 s, 4 s … up to
+// 10 min between tries (about 150 guesses a day at most); thirty per
+// network, so that a household or a school behind one address is not
+// slowed by one forgetful user; counts forgotten after a day.
+var DefaultThrottle = ThrottlePolicy{
+	AccountBurst: 5, NetworkBurst: 30,
+	BaseDelay: time.Second, MaxDelay: 10 * time.Minute, ForgetAfter: 24 * time.Hour,
+}
+
+// Validate reports settings the throttle cannot work with.
+func (p ThrottlePolicy) Validate() error {
+	switch {
+	case p.AccountBurst < 0 || p.NetworkBurst < 0:
+		return fmt.Errorf("bursts must be 0 (off) or more")
+	case p.BaseDelay <= 0 || p.MaxDelay < p.BaseDelay:
+		return fmt.Errorf("need 0 < base_delay ≤ max_delay")
+	case p.ForgetAfter < p.MaxDelay:
+		return fmt.Errorf("forget_after must be at least max_delay")
+	}
+	return nil
+}
+
+// delays returns the wait after the n-th counted check of a key whose
+// burst is burst.
+func (p ThrottlePolicy) delays(burst int, hardLock bool) func(n int64) time.Duration {
+	return func(n int64) time.Duration {
+		switch {
+		case n < int64(burst):
+			return 0
+		case hardLock:
+			return p.ForgetAfter
+		}
+		d := p.BaseDelay << min(n-int64(burst), 40)
+		if d <= 0 || d > p.MaxDelay {
+			return p.MaxDelay
+		}
+		return d
+	}
+}
+
+// ThrottledError refuses a check that came before its key's delay ran out.
+type ThrottledError struct {
+	Key        string // "account" or "network"
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many password checks for this %s; try again in %s", e.Key, e.RetryAfter.Round(time.Second))
+}
+
+// throttleKey is one counter an attempt is admitted under.
+type throttleKey struct {
+	kind, key string // kind: "account" or "network"
+}
+
+func (l *Login) policy() ThrottlePolicy {
+	if l.Throttle != nil {
+		return *l.Throttle
+	}
+	return DefaultThrottle
+}
+
+// throttleKeys lists the counters of an attempt: its login name (as typed,
+// so that unknown names are throttled exactly like real ones) and its
+// client network.
+func (l *Login) throttleKeys(a Attempt) []throttleKey {
+	p := l.policy()
+	var keys []throttleKey
+	if p.AccountBurst > 0 {
+		keys = append(keys, throttleKey{"account", "account:" + strings.ToLower(strings.TrimSpace(a.Login))})
+	}
+	if n := clientNetwork(a.Network); n != "" && p.NetworkBurst > 0 {
+		keys = append(keys, throttleKey{"network", "network:" + n})
+	}
+	return keys
+}
+
+// clientNetwork is the part of a client address one party controls: the
+// whole IPv4 address, or the /64 of an IPv6 address.
+func clientNetwork(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ""
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
+}
+
+// admit asks each of the attempt's keys for a check, waiting while
+// earlier checks of the same key are under way, or refuses the attempt
+// with a ThrottledError. It returns the keys it was admitted under.
+func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
+	p := l.policy()
+	var admitted []throttleKey
+	for _, k := range l.throttleKeys(a) {
+		burst := p.AccountBurst
+		if k.kind == "network" {
+			burst = p.NetworkBurst
+		}
+		err := l.admitOne(ctx, k, int64(burst), p.ForgetAfter)
+		if err != nil {
+			l.finish(ctx, admitted, undecided)
+			return nil, err
+		}
+		admitted = append(admitted, k)
+	}
+	return admitted, nil
+}
+
+// admitOne waits for key's admission: while the key's allowance is taken
+// by checks under way it asks again, a little later each time.
+func (l *Login) admitOne(ctx context.Context, k throttleKey, burst int64, forgetAfter time.Duration) error {
+	wait := 5 * time.Millisecond
+	for {
+		adm, err := l.Store.Admit(ctx, k.key, burst, forgetAfter)
+		switch {
+		case err != nil:
+			return err
+		case adm.Admitted:
+			return nil
+		case !adm.Busy:
+			return &ThrottledError{Key: k.kind, RetryAfter: adm.RetryAfter}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for earlier password checks of this %s: %w", k.kind, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// outcome is how an admitted check ended.
+type outcome int
+
+const (
+	undecided outcome = iota // no password was decided (a deadline, a failing user store)
+	wrong
+	right
+)
+
+// finish records how admitted checks ended. It runs even when the request
+// was cancelled meanwhile: a guess whose client hung up still counts.
+func (l *Login) finish(ctx context.Context, keys []throttleKey, o outcome) {
+	ctx = context.WithoutCancel(ctx)
+	p := l.policy()
+	for _, k := range keys {
+		var err error
+		switch {
+		case o == undecided:
+			err = l.Store.Abandon(ctx, k.key)
+		case k.kind == "account":
+			err = l.Store.Finish(ctx, k.key, o == wrong, true, p.delays(p.AccountBurst, p.HardLock))
+		default:
+			err = l.Store.Finish(ctx, k.key, o == wrong, false, p.delays(p.NetworkBurst, false))
+		}
+		if err != nil {
+			l.Logger.Warn("updating a throttle counter failed", "err", err)
+		}
+	}
+}
+
+// Unlock clears the throttle counters of a user's login names: the
+// username and the e-mail address (`mxidp user unlock`).
+func (a *Accounts) Unlock(ctx context.Context, username string) error {
+	u, err := a.User(ctx, username)
+	if err != nil {
+		return err
+	}
+	for _, login := range []string{u.Username, u.Email} {
+		if login == "" {
+			continue
+		}
+		if err := a.Store.ClearThrottle(ctx, "account:"+login); err != nil {
+			return err
+		}
+	}
+	return a.audit(ctx, nil, storage.AuditEvent{Event: "user.unlocked", UserID: u.ID, Username: u.Username})
+}
+
+// audit records a security event; a failure is logged, never fatal.
+func (l *Login) audit(ctx context.Context, e storage.AuditEvent) {
+	if err := l.Store.AddAuditEvent(context.WithoutCancel(ctx), e); err != nil {
+		l.Logger.Warn("recording an audit event failed", "event", e.Event, "err", err)
+	}
+}
