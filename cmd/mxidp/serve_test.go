@@ -74,6 +74,7 @@ func (s *syncBuffer) String() string {
 
 type server struct {
 	t      *testing.T
+	env    map[string]string // the deployment's, for CLI commands beside it
 	cmd    *exec.Cmd
 	url    string
 	stdout *syncBuffer
@@ -105,7 +106,7 @@ func (d *deployment) start(args ...string) *server {
 	for k, v := range d.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s := &server{t: t, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{t: t, env: d.env, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
