@@ -39,7 +39,12 @@ func testEnv(t testing.TB, backend, extraYAML string) map[string]string {
 
 func (c *cli) run(stdin string, args ...string) (status int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
+	if strings.Contains(strings.Join(args, " "), "-stdin") {
+		noteSecret(stdin)
+	}
 	status = run(args, strings.NewReader(stdin), &out, &errOut, env(c.env))
+	noteGenerated(out.String())
+	checkLogHasNoSecrets(c.t, "mxidp "+strings.Join(args, " "), errOut.String())
 	return status, out.String(), errOut.String()
 }
 

@@ -201,6 +201,9 @@ func (e *openIDEnv) verifyIDToken(clientID string, tok *oauth2.Token) login {
 	if raw == "" {
 		e.t.Fatalf("token response without id_token")
 	}
+	noteSecret(tok.AccessToken)
+	noteSecret(tok.RefreshToken)
+	noteSecret(raw)
 	idt, err := e.provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(e.ctx, raw)
 	if err != nil {
 		e.t.Fatalf("go-oidc rejects the ID token: %v", err)
@@ -352,6 +355,7 @@ func (b *browser) do(req *http.Request) page {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
+	noteCookies(resp)
 	body, _ := io.ReadAll(resp.Body)
 	p := page{url: req.URL, status: resp.StatusCode, body: string(body)}
 	if loc, err := resp.Location(); err == nil {
@@ -442,7 +446,7 @@ func parseLoginForm(p page) (loginForm, bool) {
 
 func (b *browser) submitLogin(f loginForm, username, password string) page {
 	b.t.Helper()
-	form := url.Values{"id": {f.fields["id"]}, "csrf": {f.fields["csrf"]}, "username": {username}, "password": {password}}
+	form := url.Values{"id": {f.fields["id"]}, "csrf": {f.fields["csrf"]}, "username": {username}, "password": {noteSecret(password)}}
 	req, err := http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
 	if err != nil {
 		b.t.Fatal(err)

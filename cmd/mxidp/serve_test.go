@@ -127,7 +127,11 @@ func (d *deployment) start(args ...string) *server {
 		io.Copy(io.Discard, pipe)
 	}()
 	go func() { cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-s.done })
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.done
+		checkLogHasNoSecrets(t, "mxidp serve", s.stderr.String())
+	})
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
