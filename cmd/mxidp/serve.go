@@ -289,30 +289,26 @@ func (a *app) createDemoUser(ctx context.Context, c Config, store *storage.Store
 // purgeExpired deletes expired requests, tokens and sessions now and then,
 // so that the database does not grow without bound.
 func purgeExpired(ctx context.Context, store *storage.Store, c Config, log *slog.Logger) {
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		for what, purge := range map[string]func(context.Context) (int64, error){
-			"expired requests, tokens and sessions": store.Purge,
-			"audit events past audit.retention": func(ctx context.Context) (int64, error) {
-				return store.PurgeAudit(ctx, c.Audit.Retention)
-			},
-			"stale throttle counters": func(ctx context.Context) (int64, error) {
-				return store.PurgeThrottle(ctx, c.Throttle.ForgetAfter)
-			},
-		} {
+	purges := map[string]func(context.Context) (int64, error){
+		"expired requests, tokens and sessions": store.Purge,
+		"audit events past audit.retention": func(ctx context.Context) (int64, error) {
+			return store.PurgeAudit(ctx, c.Audit.Retention)
+		},
+		"stale throttle counters": func(ctx context.Context) (int64, error) {
+			return store.PurgeThrottle(ctx, c.Throttle.ForgetAfter)
+		},
+	}
+	purgeAll := func() {
+		for what, purge := range purges {
 			if n, err := purge(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("purging failed", "what", what, "err", err)
 			} else if n > 0 {
 				log.Info("purged", "what", what, "rows", n)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
+	purgeAll()
+	every(ctx, 10*time.Minute, purgeAll)
 }
 
 func (a *app) migrateCommand() *cobra.Command {
