@@ -20,7 +20,7 @@ run: build
 ## (MXIDP_TEST_POSTGRES, or a throwaway cluster started here)
 test:
 	.ci/deps
-	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/gotest
+	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/with-mariadb .ci/gotest
 
 ## bench: complete login flows, discovery and JWKS against a started mxidp on
 ## SQLite and PostgreSQL (cmd/mxidp-loadgen; about 2 minutes), then the Go

@@ -90,6 +90,10 @@ func openDB(url string, opts Options) (*sql.DB, dialect, error) {
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		return db, postgresDialect, nil
 	}
+	if IsMySQLURL(url) {
+		db, err := openMySQL(url, opts)
+		return db, mysqlDialect, err
+	}
 	return nil, dialect{}, fmt.Errorf("unsupported database URL %q: use sqlite://PATH or postgres://…", RedactURL(url))
 }
 

@@ -36,10 +36,12 @@ type PlatformOptions struct {
 
 // Platform reads accounts from a platform's own database, read-only: the
 // connection refuses writes (PostgreSQL's default_transaction_read_only,
-// SQLite's mode=ro and query_only), and nothing here writes anyway.
+// MySQL's SET SESSION TRANSACTION READ ONLY, SQLite's mode=ro and
+// query_only), and nothing here writes anyway.
 // Password hashes stay in the platform's formats; no hash is upgraded.
 type Platform struct {
 	db                             *sql.DB
+	mysql                          bool // $1, $2 become ? (mysqlPositional)
 	byLogin, byID, byEmail, search platformQuery
 	opts                           PlatformOptions
 	warned                         sync.Map // "query/id" → true: an unusable row already logged
@@ -57,7 +59,7 @@ func OpenPlatform(ctx context.Context, url string, q PlatformQueries, opts Platf
 	if opts.MaxOpenConns <= 0 {
 		opts.MaxOpenConns = 8
 	}
-	db, _, err := openDB(url, Options{ReadOnly: true, MaxOpenConns: opts.MaxOpenConns})
+	db, d, err := openDB(url, Options{ReadOnly: true, MaxOpenConns: opts.MaxOpenConns})
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +67,7 @@ func OpenPlatform(ctx context.Context, url string, q PlatformQueries, opts Platf
 		db.Close()
 		return nil, fmt.Errorf("connect to the platform database %s: %w", RedactURL(url), err)
 	}
-	p := &Platform{db: db, opts: opts,
+	p := &Platform{db: db, opts: opts, mysql: d.name == mysqlDialect.name,
 		byLogin: platformQuery{"by_login", q.ByLogin, "$1 = what the user typed", []string{"id", "username", "password_hash"}},
 		byID:    platformQuery{"by_id", q.ByID, "$1 = the id", []string{"id", "username"}},
 		byEmail: platformQuery{"by_email", q.ByEmail, "$1 = an e-mail address", []string{"id", "username"}},
@@ -110,7 +112,7 @@ func (p *Platform) Check(ctx context.Context) error {
 		if q.name == "search" {
 			args = append(args, 0)
 		}
-		rows, err := p.db.QueryContext(ctx, q.sql, args...)
+		rows, err := p.query(ctx, q, args...)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("users.platform.queries.%s: does not run (%v); it takes %s", q.name, err, q.params))
 			continue
@@ -142,6 +144,18 @@ func (e *PlatformQueryError) Error() string {
 	return "the platform's user queries do not fit:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
+// query runs a configured query, its $1, $2 rewritten for MySQL.
+func (p *Platform) query(ctx context.Context, q platformQuery, args ...any) (*sql.Rows, error) {
+	stmt := q.sql
+	if p.mysql {
+		var err error
+		if stmt, args, err = mysqlPositional(stmt, args); err != nil {
+			return nil, err
+		}
+	}
+	return p.db.QueryContext(ctx, stmt, args...)
+}
+
 // platformRow is one user as a query returned it.
 type platformRow struct {
 	User
@@ -150,7 +164,7 @@ type platformRow struct {
 
 // rows runs a query and converts every usable row.
 func (p *Platform) rows(ctx context.Context, q platformQuery, args ...any) ([]platformRow, error) {
-	rows, err := p.db.QueryContext(ctx, q.sql, args...)
+	rows, err := p.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("platform query %s: %w", q.name, err)
 	}

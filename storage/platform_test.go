@@ -88,12 +88,7 @@ func TestPlatformReadsADjangoUserTable(t *testing.T) {
 func TestPlatformSearchEscapesWildcardsAndSkipsDisabled(t *testing.T) {
 	for _, backend := range storagetest.Backends {
 		t.Run(backend, func(t *testing.T) {
-			p := djangoPlatform(t, backend)
-			ctx := context.Background()
-			for _, tc := range []struct {
-				terms []string
-				want  []string
-			}{
+			checkSearches(t, djangoPlatform(t, backend), []searchCase{
 				{[]string{"liddell"}, []string{"alice"}},
 				{[]string{"B"}, []string{"bob"}},
 				{[]string{"carol"}, []string{}},      // disabled
@@ -102,23 +97,34 @@ func TestPlatformSearchEscapesWildcardsAndSkipsDisabled(t *testing.T) {
 				{[]string{"builder", "bo"}, []string{"bob"}},
 				{[]string{"builder", "alice"}, []string{}}, // every term must match
 				{[]string{"twin"}, []string{"twin1", "twin2"}},
-			} {
-				got, err := p.SearchUsers(ctx, tc.terms, 10)
-				if err != nil {
-					t.Fatal(err)
-				}
-				names := []string{}
-				for _, u := range got {
-					names = append(names, u.Username)
-				}
-				if !reflect.DeepEqual(names, tc.want) {
-					t.Errorf("SearchUsers(%q) = %v; want %v", tc.terms, names, tc.want)
-				}
-			}
-			if got, _ := p.SearchUsers(ctx, []string{"twin"}, 1); len(got) != 1 {
-				t.Errorf("limit 1 gave %d users", len(got))
-			}
+			})
 		})
+	}
+}
+
+// searchCase is a directory search and the usernames it must find.
+type searchCase struct{ terms, want []string }
+
+// checkSearches runs each search with a limit of 10, and "twin" with a
+// limit of 1 (every test platform has twin1 and twin2).
+func checkSearches(t *testing.T, p *storage.Platform, cases []searchCase) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tc := range cases {
+		got, err := p.SearchUsers(ctx, tc.terms, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := []string{}
+		for _, u := range got {
+			names = append(names, u.Username)
+		}
+		if !reflect.DeepEqual(names, tc.want) {
+			t.Errorf("SearchUsers(%q) = %v; want %v", tc.terms, names, tc.want)
+		}
+	}
+	if got, _ := p.SearchUsers(ctx, []string{"twin"}, 1); len(got) != 1 {
+		t.Errorf("limit 1 gave %d users", len(got))
 	}
 }
 

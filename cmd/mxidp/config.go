@@ -374,9 +374,9 @@ func (c *Config) validate() []string {
 	case "builtin":
 	case "platform":
 		if c.Users.Platform.Database == "" {
-			add("users.platform.database: empty, but users.source is platform; set the platform database URL (postgres://… or sqlite://PATH)")
+			add("users.platform.database: empty, but users.source is platform; set the platform database URL (postgres://…, mysql://… or sqlite://PATH)")
 		} else {
-			problems = append(problems, checkDatabaseURL("users.platform.database", c.Users.Platform.Database)...)
+			problems = append(problems, checkPlatformDatabaseURL("users.platform.database", c.Users.Platform.Database)...)
 		}
 		q := c.Users.Platform.Queries
 		for name, sql := range map[string]string{"by_login": q.ByLogin, "by_id": q.ByID, "by_email": q.ByEmail, "search": q.Search} {
@@ -445,6 +445,8 @@ func checkDatabaseURL(key, raw string) []string {
 		if _, err := url.Parse(raw); err != nil {
 			return []string{fmt.Sprintf("%s: %q is not a valid URL: %v", key, storage.RedactURL(raw), err)}
 		}
+	case storage.IsMySQLURL(raw):
+		return []string{fmt.Sprintf("%s: %q: MySQL/MariaDB is supported only as a platform database (users.platform.database); mxidp's own database is sqlite://PATH (like sqlite://./data/mxidp.db) or postgres://USER:PASSWORD@HOST/DBNAME", key, storage.RedactURL(raw))}
 	default:
 		path, ok := storage.SQLitePath(raw)
 		if !ok {
@@ -455,6 +457,19 @@ func checkDatabaseURL(key, raw string) []string {
 		}
 	}
 	return nil
+}
+
+// checkPlatformDatabaseURL is checkDatabaseURL for the platform's
+// database, which may also be MySQL/MariaDB: mysql://USER:PASSWORD@HOST/DBNAME
+// or mysql://USER:PASSWORD@/DBNAME?socket=PATH.
+func checkPlatformDatabaseURL(key, raw string) []string {
+	if storage.IsMySQLURL(raw) {
+		if _, err := storage.MySQLConfig(raw); err != nil {
+			return []string{key + ": " + err.Error()}
+		}
+		return nil
+	}
+	return checkDatabaseURL(key, raw)
 }
 
 // validServerName follows the Matrix grammar: a DNS name or IP literal,

@@ -167,3 +167,30 @@ branding:
 		}
 	}
 }
+
+func TestPlatformDatabaseMayBeMySQLButMxidpsOwnMayNot(t *testing.T) {
+	platform := func(url string) string {
+		return "users:\n  source: platform\n  platform:\n    database: '" + url + "'\n    queries:\n" +
+			"      by_login: SELECT 1\n      by_id: SELECT 1\n      by_email: SELECT 1\n      search: SELECT 1\n"
+	}
+	for _, url := range []string{
+		"mysql://wp:s%40cret@db.example.org/wordpress",
+		"mysql://wp:secret@/wordpress?socket=/run/mysqld/mysqld.sock",
+	} {
+		if _, err := LoadConfig(writeConfig(t, platform(url)), env(nil)); err != nil {
+			t.Errorf("users.platform.database: %s refused: %v", url, err)
+		}
+	}
+	for yaml, want := range map[string]string{
+		platform("mysql://wp:hunter2@/wordpress"):                 "users.platform.database: \"mysql://wp:xxxxx@/wordpress\" names no host",
+		platform("mysql://wp:hunter2@h/wordpress?sslmode=off"):    `unknown parameter "sslmode"`,
+		"database: mysql://wp:hunter2@db.example.org/wordpress\n": "database: \"mysql://wp:xxxxx@db.example.org/wordpress\": MySQL/MariaDB is supported only as a platform database",
+	} {
+		_, err := LoadConfig(writeConfig(t, yaml), env(nil))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to mention %q", err, want)
+		} else if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the message shows the password: %v", err)
+		}
+	}
+}
