@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/storage/storagetest"
 	"gopkg.in/yaml.v3"
 )
@@ -54,33 +55,47 @@ func optionKeys(t reflect.Type, prefix string) []string {
 // TestDocsDjangoExampleIsTheTestedOne keeps docs/platform.md's Django
 // example the same as the queries the platform tests run.
 func TestDocsDjangoExampleIsTheTestedOne(t *testing.T) {
+	checkDocsExample(t, "django-example", storagetest.DjangoQueries("postgres"))
+}
+
+// TestDocsWordPressExampleIsTheTestedOne does the same for WordPress.
+func TestDocsWordPressExampleIsTheTestedOne(t *testing.T) {
+	checkDocsExample(t, "wordpress-example", storagetest.WordPressQueries())
+}
+
+// checkDocsExample compares the queries of the yaml block after the
+// marker in docs/platform.md with want, ignoring layout.
+func checkDocsExample(t *testing.T, marker string, want storage.PlatformQueries) {
+	t.Helper()
 	doc, err := os.ReadFile("../../docs/platform.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(doc), "<!-- django-example")
+	_, rest, ok := strings.Cut(string(doc), "<!-- "+marker)
 	_, rest, ok2 := strings.Cut(rest, "```yaml\n")
 	block, _, ok3 := strings.Cut(rest, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("docs/platform.md has no yaml block after the django-example marker")
+		t.Fatalf("docs/platform.md has no yaml block after the %s marker", marker)
 	}
 	var c struct {
 		Users UsersConfig `yaml:"users"`
 	}
 	if err := yaml.Unmarshal([]byte(block), &c); err != nil {
-		t.Fatalf("the Django example is not valid YAML: %v", err)
+		t.Fatalf("the %s is not valid YAML: %v", marker, err)
 	}
 	same := func(a, b string) bool {
 		return strings.Join(strings.Fields(a), " ") == strings.Join(strings.Fields(b), " ")
 	}
-	want := storagetest.DjangoQueries("postgres")
 	got := c.Users.Platform.Queries
 	for name, pair := range map[string][2]string{
 		"by_login": {got.ByLogin, want.ByLogin}, "by_id": {got.ByID, want.ByID},
 		"by_email": {got.ByEmail, want.ByEmail}, "search": {got.Search, want.Search},
 	} {
 		if !same(pair[0], pair[1]) {
-			t.Errorf("docs/platform.md's %s differs from the tested query:\ndocs:   %s\ntested: %s", name, pair[0], pair[1])
+			t.Errorf("docs/platform.md's %s %s differs from the tested query:\ndocs:   %s\ntested: %s", marker, name, pair[0], pair[1])
 		}
+	}
+	if problems := checkPlatformDatabaseURL("users.platform.database", c.Users.Platform.Database); problems != nil {
+		t.Errorf("the %s's database URL: %v", marker, problems)
 	}
 }
