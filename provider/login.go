@@ -46,6 +46,16 @@ type Login struct {
 	Throttle *ThrottlePolicy
 	// badHashes remembers the users whose unusable hash was logged.
 	badHashes sync.Map
+
+	// Observe, when set, hears the result of every password check:
+	// "succeeded", "failed", "throttled" or "error", with the door.
+	Observe func(door, result string)
+}
+
+func (l *Login) observe(door, result string) {
+	if l.Observe != nil {
+		l.Observe(door, result)
+	}
 }
 
 // hashSlot waits for one of GOMAXPROCS slots for a password hash. Each
@@ -119,17 +129,21 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 	if err != nil {
 		var te *ThrottledError
 		if errors.As(err, &te) {
+			l.observe(a.Door, "throttled")
 			event.Event, event.Detail = "login.throttled", fmt.Sprintf("by %s; next check in %s", te.Key, te.RetryAfter.Round(time.Second))
 			if a.Door != "" {
 				event.Detail = a.Door + ", " + event.Detail
 			}
 			l.audit(ctx, event)
+		} else {
+			l.observe(a.Door, "error")
 		}
 		return storage.User{}, err
 	}
 	release, err := l.hashSlot(ctx)
 	if err != nil {
 		l.finish(ctx, keys, undecided)
+		l.observe(a.Door, "error")
 		return storage.User{}, err
 	}
 	u, reason, err := l.verify(ctx, a)
@@ -137,12 +151,15 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 	switch {
 	case err == nil:
 		l.finish(ctx, keys, right)
+		l.observe(a.Door, "succeeded")
 		event.Event, event.UserID, event.Username, event.Detail = "login.succeeded", u.ID, u.Username, a.Door
 	case errors.Is(err, ErrBadCredentials):
 		l.finish(ctx, keys, wrong)
+		l.observe(a.Door, "failed")
 		event.Event, event.UserID, event.Detail = "login.failed", u.ID, a.Door+": "+reason
 	default:
 		l.finish(ctx, keys, undecided) // not the user's doing
+		l.observe(a.Door, "error")
 		return storage.User{}, err
 	}
 	l.audit(ctx, event)

@@ -18,9 +18,10 @@ const MetricsPath = "/metrics"
 // metrics are the HTTP surface's Prometheus metrics, in a registry of their
 // own (no global state).
 type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	registry       *prometheus.Registry
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	passwordChecks *prometheus.CounterVec
 }
 
 // knownRoutes name the paths metrics are labelled with; anything else is
@@ -57,8 +58,11 @@ func newMetrics(pending func(context.Context) (int, error)) *metrics {
 			Name: "mxidp_http_request_duration_seconds", Help: "Time to answer HTTP requests, by route.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
+		passwordChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxidp_password_checks_total", Help: "Password checks by door (login page, rest) and result (succeeded, failed, throttled, error).",
+		}, []string{"door", "result"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration,
+	m.registry.MustRegister(m.requests, m.duration, m.passwordChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pending != nil {
 		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

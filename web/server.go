@@ -51,6 +51,10 @@ var jwksMaxAge = []string{"public, max-age=300"}
 func NewHandler(d Deps) http.Handler {
 	r := chi.NewRouter()
 	m := newMetrics(d.PendingLogouts)
+	if d.OpenID != nil && d.OpenID.Login != nil {
+		// The login page and the REST service share this Login.
+		d.OpenID.Login.Observe = func(door, result string) { m.passwordChecks.WithLabelValues(door, result).Inc() }
+	}
 	r.Use(logRequests(d.Logger, m), securityHeaders)
 	if d.REST != nil {
 		r.Use(restFirst(d.REST))

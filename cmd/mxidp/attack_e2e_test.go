@@ -63,6 +63,16 @@ func TestParallelGuessesThroughRESTAreThrottledAndAudited(t *testing.T) {
 			if ok := auditJSONOf(t, c, "--user", "bob", "--event", "login.succeeded"); len(ok) != 1 || ok[0].Detail != "rest" {
 				t.Errorf("bob's login in the audit log: %+v", ok)
 			}
+			_, metrics := s.get("/metrics")
+			for _, want := range []string{
+				`mxidp_password_checks_total{door="rest",result="failed"} 5`,
+				`mxidp_password_checks_total{door="rest",result="throttled"} 95`,
+				`mxidp_password_checks_total{door="rest",result="succeeded"} 1`,
+			} {
+				if !strings.Contains(string(metrics), want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
 		})
 	}
 }
