@@ -16,10 +16,12 @@ build:
 run: build
 	./$(BIN) serve --demo
 
-## test: the whole suite with the race detector, on SQLite and on PostgreSQL
+## test: a short run of every fuzz target, then the whole suite with the
+## race detector, on SQLite and on PostgreSQL (and the platform tests on MariaDB)
 ## (MXIDP_TEST_POSTGRES, or a throwaway cluster started here)
 test:
 	.ci/deps
+	.ci/fuzz 2
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/with-mariadb .ci/gotest
 
 ## bench: complete login flows, discovery and JWKS against a started mxidp on
@@ -47,3 +49,9 @@ lint:
 
 clean:
 	rm -rf bin
+
+## fuzz: run every fuzz target for FUZZTIME seconds each (default 60)
+FUZZTIME ?= 60
+.PHONY: fuzz
+fuzz:
+	.ci/fuzz $(FUZZTIME)

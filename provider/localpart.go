@@ -17,7 +17,15 @@ const maxMatrixIDLength = 255
 // altered: Synapse escapes a leading "_" and reserves all-digit localparts
 // for guests, so either would give the account two different Matrix IDs.
 func CanonicalLocalpart(username, serverName string) (string, error) {
-	lp := strings.ToLower(strings.TrimSpace(username))
+	// Only ASCII letters are folded: strings.ToLower would also turn
+	// look-alikes such as the Kelvin sign (U+212A) into "k", giving a
+	// second spelling of someone else's localpart.
+	lp := strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, strings.TrimSpace(username))
 	if lp == "" {
 		return "", errors.New("username is empty")
 	}

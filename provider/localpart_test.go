@@ -25,6 +25,8 @@ func TestCanonicalLocalpart(t *testing.T) {
 		{"alice+tag", "", "allows only"},
 		{"alice@example.org", "", "allows only"},
 		{"jürgen", "", "allows only"},
+		{"\u212Aelvin", "", "allows only"},   // the Kelvin sign, which Unicode lower-cases to k
+		{"\u0130stanbul", "", "allows only"}, // dotted capital I
 		{"_bridge", "", "starts with"},
 		{"12345", "", "all digits"},
 	} {

@@ -80,6 +80,13 @@ func openDB(url string, opts Options) (*sql.DB, dialect, error) {
 		if err != nil {
 			return nil, dialect{}, fmt.Errorf("open postgres: %w", err)
 		}
+		if cfg.ConnectTimeout == 0 {
+			// Notice a server that does not answer (a host that is down
+			// drops packets rather than refusing them) within seconds,
+			// not the operating system's minutes; connect_timeout in the
+			// URL overrides this.
+			cfg.ConnectTimeout = 5 * time.Second
+		}
 		if opts.ReadOnly {
 			// The server itself refuses every write in every transaction.
 			cfg.RuntimeParams["default_transaction_read_only"] = "on"
@@ -142,10 +149,13 @@ func RedactURL(url string) string {
 	if !ok {
 		return url
 	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
+	// URL parsers end the user information at the last "@", so a password
+	// may hold an "@" of its own.
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
 		return url
 	}
+	userinfo, host := rest[:at], rest[at+1:]
 	if user, _, hasPassword := strings.Cut(userinfo, ":"); hasPassword {
 		return scheme + "://" + user + ":xxxxx@" + host
 	}

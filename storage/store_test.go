@@ -24,6 +24,8 @@ func TestRedactURLHidesThePassword(t *testing.T) {
 		"postgres://mxidp:s3cret@db.example.org/mxidp": "postgres://mxidp:xxxxx@db.example.org/mxidp",
 		"postgres://mxidp@db/mxidp":                    "postgres://mxidp@db/mxidp",
 		"sqlite://./data/mxidp.db":                     "sqlite://./data/mxidp.db",
+		"mysql://u:p@ss-word@h/db":                     "mysql://u:xxxxx@h/db", // the last @ ends the password
+		"postgres://host/db?x=a@b":                     "postgres://host/db?x=a@b",
 	} {
 		if got := storage.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -443,7 +443,8 @@ func checkDatabaseURL(key, raw string) []string {
 		return []string{key + ": empty; use sqlite://PATH (like sqlite://./data/mxidp.db) or postgres://USER:PASSWORD@HOST/DBNAME"}
 	case storage.IsPostgresURL(raw):
 		if _, err := url.Parse(raw); err != nil {
-			return []string{fmt.Sprintf("%s: %q is not a valid URL: %v", key, storage.RedactURL(raw), err)}
+			// The parser's message quotes the URL, password and all.
+			return []string{fmt.Sprintf("%s: %q is not a valid URL; percent-encode special characters in the user name and password (@ as %%40, : as %%3A, %% as %%25)", key, storage.RedactURL(raw))}
 		}
 	case storage.IsMySQLURL(raw):
 		return []string{fmt.Sprintf("%s: %q: MySQL/MariaDB is supported only as a platform database (users.platform.database); mxidp's own database is sqlite://PATH (like sqlite://./data/mxidp.db) or postgres://USER:PASSWORD@HOST/DBNAME", key, storage.RedactURL(raw))}

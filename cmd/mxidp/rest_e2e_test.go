@@ -518,3 +518,13 @@ func TestRESTServiceIsOffUnlessEnabled(t *testing.T) {
 		t.Errorf("check_credentials with rest.enabled false: %d; want 404 or 405", resp.StatusCode)
 	}
 }
+
+// postJSON posts body and decodes the JSON answer.
+func postJSON(t *testing.T, url, body string) map[string]any {
+	t.Helper()
+	var got map[string]any
+	if err := json.Unmarshal(postRaw(t, url, body), &got); err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return got
+}
