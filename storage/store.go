@@ -81,7 +81,7 @@ func (s *Store) Close() error {
 func (s *Store) Dialect() string { return s.dialect.name }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return markUnavailable(ctx, s.db.PingContext(ctx)) }
 
 // DB exposes the connection pool to tests and to the platform user source.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -134,14 +134,14 @@ func (s *Store) migrator() (*goose.Provider, error) {
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("begin transaction: %w", markUnavailable(ctx, err))
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return markUnavailable(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", markUnavailable(ctx, err))
 	}
 	return nil
 }
@@ -181,25 +181,27 @@ func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) rowScanner {
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
-		return errRow{err}
+		return errRow{markUnavailable(ctx, err)}
 	}
-	return st.QueryRowContext(ctx, args...)
+	return checkedRow{st.QueryRowContext(ctx, args...), ctx}
 }
 
 func (s *Store) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
-		return nil, err
+		return nil, markUnavailable(ctx, err)
 	}
-	return st.QueryContext(ctx, args...)
+	rows, err := st.QueryContext(ctx, args...)
+	return rows, markUnavailable(ctx, err)
 }
 
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
-		return nil, err
+		return nil, markUnavailable(ctx, err)
 	}
-	return st.ExecContext(ctx, args...)
+	res, err := st.ExecContext(ctx, args...)
+	return res, markUnavailable(ctx, err)
 }
 
 // rowScanner is a *sql.Row, or the error of preparing one.

@@ -56,6 +56,10 @@ func NewHandler(d Deps) http.Handler {
 		d.OpenID.Login.Observe = func(door, result string) { m.passwordChecks.WithLabelValues(door, result).Inc() }
 	}
 	r.Use(logRequests(d.Logger, m), securityHeaders)
+	db := &health{db: d.DB, log: d.Logger}
+	r.Use(db.gate(d.OpenID != nil, d.REST != nil, func(r *http.Request) page {
+		return page{locale: pickLocale(r.URL.Query().Get("ui_locales"), r), Static: d.OpenID.Issuer + StaticPath, Brand: d.OpenID.Branding}
+	}))
 	if d.REST != nil {
 		r.Use(restFirst(d.REST))
 	}
@@ -64,10 +68,17 @@ func NewHandler(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
 	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := d.DB.Ping(ctx); err != nil {
+		// While the database is known to be down, the gate's pings
+		// answer for it; otherwise a failed ping closes the gate.
+		if db.Down() {
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unreachable"})
+			return
+		}
+		if err := db.ping(r.Context()); err != nil {
 			d.Logger.Warn("not ready: database unreachable", "err", err)
+			db.failed(err)
+			w.Header().Set("Retry-After", retryAfter)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "database unreachable"})
 			return
 		}
