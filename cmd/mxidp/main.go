@@ -97,6 +97,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "configuration file (default: $MXIDP_CONFIG, else built-in defaults)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.userCommand(), a.clientCommand(), a.keysCommand(), a.synapseConfigCommand(), a.auditCommand())
+	root.AddCommand(a.hashCheckCommand())
 	return root
 }
 

@@ -1,15 +1,16 @@
 // Package password hashes new passwords with argon2id and verifies stored
 // hashes in constant time. It knows hash formats, not users or policy.
+//
+// Verify also reads the formats other systems store, so that their users
+// can be imported with their hashes and upgraded to argon2id at their next
+// login (see formats.go for the list and how each is recognised).
 package password
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -33,6 +34,11 @@ func (p Params) Validate() error {
 		return errors.New("threads must be at least 1")
 	case p.MemoryKiB < 8*uint32(p.Threads):
 		return fmt.Errorf("memory_kib must be at least 8 × threads (%d)", 8*uint32(p.Threads))
+	// Verify refuses hashes above these limits (argon2.go).
+	case p.MemoryKiB > argon2MaxMemoryKiB:
+		return fmt.Errorf("memory_kib must be at most %d (1 GiB)", argon2MaxMemoryKiB)
+	case uint64(p.Time)*uint64(p.MemoryKiB) > argon2MaxWorkKiB:
+		return fmt.Errorf("time × memory_kib must be at most %d (4 GiB)", argon2MaxWorkKiB)
 	}
 	return nil
 }
@@ -67,91 +73,45 @@ func Hash(pw string, p Params) (string, error) {
 // PHC strings use standard base64 without padding.
 var b64 = base64.RawStdEncoding
 
-// ErrUnknownFormat means a stored hash is in no format this package reads.
-var ErrUnknownFormat = errors.New("unknown password hash format")
+// ErrUnknownFormat means a stored hash is in no format this package reads,
+// or is damaged. Every error of Verify wraps it.
+var ErrUnknownFormat = errors.New("unknown or unusable password hash format")
 
-// Verify reports whether pw matches the stored hash. The comparison takes
-// the same time wherever the two differ. An error means the hash itself is
-// unusable (unknown or damaged format), never a wrong password.
+// Verify reports whether pw matches the stored hash, in any format of
+// Formats, told apart by the stored string itself. The final comparison
+// takes the same time wherever the two differ. An error means the hash
+// itself is unusable (unknown or damaged format, or a cost above what this
+// package agrees to compute), never a wrong password.
 func Verify(hash, pw string) (bool, error) {
-	if len(pw) > MaxLength {
-		return false, nil
-	}
-	a, err := parseArgon2(hash)
+	h, err := parse(hash)
 	if err != nil {
 		return false, err
 	}
-	var got []byte
-	switch a.variant {
-	case "argon2id":
-		got = argon2.IDKey([]byte(pw), a.salt, a.params.Time, a.params.MemoryKiB, a.params.Threads, uint32(len(a.key)))
-	case "argon2i":
-		got = argon2.Key([]byte(pw), a.salt, a.params.Time, a.params.MemoryKiB, a.params.Threads, uint32(len(a.key)))
+	if len(pw) > MaxLength {
+		return false, nil
 	}
-	return subtle.ConstantTimeCompare(got, a.key) == 1, nil
+	return h.verify([]byte(pw)), nil
 }
 
 // NeedsRehash reports whether a stored hash should be replaced by a new
-// argon2id hash of cost p after the next successful login: another format,
-// or a different cost.
+// argon2id hash of cost p after the next successful login: another format
+// (every format but this package's own argon2id PHC string), or a
+// different cost.
 func NeedsRehash(hash string, p Params) bool {
-	a, err := parseArgon2(hash)
-	return err != nil || a.variant != "argon2id" || a.params != p || len(a.key) != keyLen
+	h, err := parse(hash)
+	if err != nil {
+		return true
+	}
+	a, ok := h.(*argon2Hash)
+	return !ok || a.variant != "argon2id" || a.params != p || len(a.key) != keyLen
 }
 
-// Format names the format of a stored hash, or "unknown".
+// Format names the format of a stored hash (one of Formats), or "unknown"
+// for a hash Verify cannot use.
 func Format(hash string) string {
-	if a, err := parseArgon2(hash); err == nil {
-		return a.variant
+	h, err := parse(hash)
+	if err != nil {
+		return "unknown"
 	}
-	return "unknown"
-}
-
-type argon2Hash struct {
-	variant   string
-	params    Params
-	salt, key []byte
-}
-
-// parseArgon2 reads $argon2id$v=19$m=M,t=T,p=P$SALT$KEY (and argon2i).
-func parseArgon2(s string) (argon2Hash, error) {
-	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[0] != "" || (parts[1] != "argon2id" && parts[1] != "argon2i") {
-		return argon2Hash{}, ErrUnknownFormat
-	}
-	h := argon2Hash{variant: parts[1]}
-	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
-		return argon2Hash{}, fmt.Errorf("%w: argon2 version %q", ErrUnknownFormat, parts[2])
-	}
-	var m, t, p uint64
-	for _, kv := range strings.Split(parts[3], ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return argon2Hash{}, fmt.Errorf("%w: argon2 parameter %q", ErrUnknownFormat, kv)
-		}
-		switch k {
-		case "m":
-			m = n
-		case "t":
-			t = n
-		case "p":
-			p = n
-		default:
-			return argon2Hash{}, fmt.Errorf("%w: argon2 parameter %q", ErrUnknownFormat, kv)
-		}
-	}
-	// Bounds keep a damaged or hostile hash from costing unbounded memory.
-	if t < 1 || t > 100 || p < 1 || p > 255 || m < 8*p || m > 4<<20 {
-		return argon2Hash{}, fmt.Errorf("%w: argon2 parameters out of range", ErrUnknownFormat)
-	}
-	h.params = Params{Time: uint32(t), MemoryKiB: uint32(m), Threads: uint8(p)}
-	var err error
-	if h.salt, err = b64.DecodeString(parts[4]); err != nil || len(h.salt) < 8 {
-		return argon2Hash{}, fmt.Errorf("%w: argon2 salt", ErrUnknownFormat)
-	}
-	if h.key, err = b64.DecodeString(parts[5]); err != nil || len(h.key) < 16 || len(h.key) > 128 {
-		return argon2Hash{}, fmt.Errorf("%w: argon2 hash", ErrUnknownFormat)
-	}
-	return h, nil
+	return h.format()
 }

@@ -69,7 +69,8 @@ func TestNeedsRehashWhenCostOrFormatDiffers(t *testing.T) {
 }
 
 func TestParamsValidate(t *testing.T) {
-	for _, p := range []password.Params{{Time: 0, MemoryKiB: 64, Threads: 1}, {Time: 1, MemoryKiB: 64, Threads: 0}, {Time: 1, MemoryKiB: 7, Threads: 1}} {
+	for _, p := range []password.Params{{Time: 0, MemoryKiB: 64, Threads: 1}, {Time: 1, MemoryKiB: 64, Threads: 0}, {Time: 1, MemoryKiB: 7, Threads: 1},
+		{Time: 1, MemoryKiB: 1<<20 + 1, Threads: 1}, {Time: 5, MemoryKiB: 1 << 20, Threads: 1}} {
 		if p.Validate() == nil {
 			t.Errorf("%+v accepted", p)
 		}
