@@ -36,6 +36,8 @@ var detectors = []detector{
 	{prefix: "$5$", parse: parseSHACrypt},
 	{prefix: "$6$", parse: parseSHACrypt},
 	{prefix: "$1$", parse: parseMD5Crypt},
+	// WordPress 6.8's pre-hashed bcrypt (wordpress.go).
+	{prefix: "$wp$2", parse: parseWordPressBcrypt},
 	// phpass (WordPress, phpBB) and Drupal 7 (phpass.go).
 	{prefix: "$P$", parse: parsePhpass},
 	{prefix: "$H$", parse: parsePhpass},
@@ -70,7 +72,7 @@ var detectors = []detector{
 var formatNames = []string{
 	"argon2id", "argon2i",
 	"bcrypt", "sha256-crypt", "sha512-crypt", "md5-crypt",
-	"phpass", "drupal7", "drupal7-md5",
+	"phpass", "wordpress-bcrypt", "drupal7", "drupal7-md5",
 	"passlib-pbkdf2-sha1", "passlib-pbkdf2-sha256", "passlib-pbkdf2-sha512",
 	"ldap-pbkdf2-sha1", "ldap-pbkdf2-sha256", "ldap-pbkdf2-sha512",
 	"django-pbkdf2_sha256", "django-pbkdf2_sha1", "django-argon2", "django-bcrypt_sha256", "django-bcrypt",

@@ -40,6 +40,7 @@ func TestVerifyRejectsDamagedHashesOfEveryFormat(t *testing.T) {
 		"$6$rounds=$salt$" + s512[len(s512)-86:], "$6$rounds=-1$salt$" + s512[len(s512)-86:], "$6$rounds=1e4$salt$" + s512[len(s512)-86:],
 		"$6$rounds=5000", "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc", "$1$", "$1$salt$abc",
 		// phpass, Drupal
+		"$wp$2", "$wp$2y$10$short", "$wp$2y$99$" + strings.Repeat("a", 53), "$wp" + "$2x$10$" + strings.Repeat("a", 53),
 		"$P$", "$P$B12345678", "$P$!12345678" + strings.Repeat("a", 22), "$P$412345678" + strings.Repeat("a", 22),
 		"$P$B12345678" + strings.Repeat("!", 22), drupal[:54], drupal + "a", "U$", "U$X$abc", "U$" + drupal[:40],
 		// PBKDF2

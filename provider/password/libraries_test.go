@@ -99,6 +99,7 @@ func TestVerifyReadsHashesOfDjangoAndPasslib(t *testing.T) {
 		"ldap-pbkdf2-sha1", "ldap-pbkdf2-sha256", "ldap-pbkdf2-sha512",
 		"ssha", "smd5", "ldap-sha", "ldap-md5", "argon2id", "argon2i",
 		"ldap-crypt-sha512-crypt", "ldap-crypt-sha256-crypt", "ldap-crypt-md5-crypt", "ldap-crypt-bcrypt",
+		"wordpress-bcrypt",
 	} {
 		if !seen[f] {
 			t.Errorf("the libraries made no %s hash", f)
@@ -186,5 +187,14 @@ lib("ldap-crypt-sha512-crypt", ph.ldap_sha512_crypt.using(rounds=5000))
 lib("ldap-crypt-sha256-crypt", ph.ldap_sha256_crypt.using(rounds=12345))
 lib("ldap-crypt-md5-crypt", ph.ldap_md5_crypt)
 lib("ldap-crypt-bcrypt", ph.ldap_bcrypt.using(rounds=5))
+
+# WordPress 6.8's wp_hash_password: "$wp" + PHP's password_hash (bcrypt,
+# $2y$) of base64(HMAC-SHA384(key "wp-sha384", password)), made here with
+# Python's hmac and Debian's bcrypt.
+import base64, bcrypt, hashlib, hmac
+for pw in passwords + [long_pw]:
+    pre = base64.b64encode(hmac.new(b"wp-sha384", pw.encode(), hashlib.sha384).digest())
+    h = bcrypt.hashpw(pre, bcrypt.gensalt(rounds=5)).decode().replace("$2b$", "$2y$", 1)
+    add("wordpress-bcrypt", pw, "$wp" + h)
 json.dump(out, sys.stdout)
 `
