@@ -46,6 +46,9 @@ type Login struct {
 	Throttle *ThrottlePolicy
 	// badHashes remembers the users whose unusable hash was logged.
 	badHashes sync.Map
+	// dummyCost and storedCost average the checks of the dummy hash and of
+	// stored hashes, to pad refusals to one length (timing.go).
+	dummyCost, storedCost costAverage
 
 	// Observe, when set, hears the result of every password check:
 	// "succeeded", "failed", "throttled" or "error", with the door.
@@ -146,8 +149,9 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 		l.observe(a.Door, "error")
 		return storage.User{}, err
 	}
-	u, reason, err := l.verify(ctx, a)
+	u, reason, wait, err := l.verify(ctx, a)
 	release()
+	pad(ctx, wait) // outside the hash slot: waiting costs no CPU
 	switch {
 	case err == nil:
 		l.finish(ctx, keys, right)
@@ -170,36 +174,37 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 }
 
 // verify decides a password. A refusal is ErrBadCredentials with the
-// reason for the audit log (and the user, when known, for its ID).
-func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, error) {
+// reason for the audit log (and the user, when known, for its ID), and
+// how long the caller must wait before answering so that every refusal
+// takes the same time (see timing.go).
+func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, time.Duration, error) {
 	u, err := l.users().UserByLogin(ctx, a.Login)
 	if errors.Is(err, storage.ErrNotFound) {
-		password.Verify(l.dummyHash(), a.Password)
-		return storage.User{}, "unknown user", ErrBadCredentials
+		return storage.User{}, "unknown user", l.padding(l.checkDummy(a.Password)), ErrBadCredentials
 	}
 	if err != nil {
-		return storage.User{}, "", err
+		return storage.User{}, "", 0, err
 	}
-	ok, err := password.Verify(u.PasswordHash, a.Password)
+	ok, took, err := l.checkHash(u.PasswordHash, a.Password)
 	if err != nil {
-		password.Verify(l.dummyHash(), a.Password) // the same work as a wrong password
+		took = l.checkDummy(a.Password) // the same work as a wrong password
 		if _, seen := l.badHashes.LoadOrStore(u.ID, true); !seen {
 			// The user ID, never the hash, goes into the log.
 			l.Logger.Warn("stored password hash is unusable; the user cannot log in with a password", "user_id", u.ID, "err", err)
 		}
-		return storage.User{ID: u.ID}, "unusable password hash", ErrBadCredentials
+		return storage.User{ID: u.ID}, "unusable password hash", l.padding(took), ErrBadCredentials
 	}
 	switch {
 	case !ok:
-		return storage.User{ID: u.ID}, "wrong password", ErrBadCredentials
+		return storage.User{ID: u.ID}, "wrong password", l.padding(took), ErrBadCredentials
 	case u.Disabled:
-		return storage.User{ID: u.ID}, "account disabled", ErrBadCredentials
+		return storage.User{ID: u.ID}, "account disabled", l.padding(took), ErrBadCredentials
 	}
 	// Only mxidp's own table is written; a platform keeps its hashes.
 	if _, builtin := l.users().(*storage.Store); builtin && password.NeedsRehash(u.PasswordHash, l.Hash) {
 		l.upgradeHash(ctx, u, a.Password)
 	}
-	return u, "", nil
+	return u, "", 0, nil
 }
 
 func (l *Login) upgradeHash(ctx context.Context, u storage.User, pw string) {
