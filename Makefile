@@ -26,12 +26,16 @@ test:
 
 ## bench: complete login flows, discovery and JWKS against a started mxidp on
 ## SQLite and PostgreSQL (cmd/mxidp-loadgen; about 2 minutes), then the Go
-## micro-benchmarks (JWKS beside a plain handler, password hash cost)
+## micro-benchmarks (JWKS beside a plain handler, password hash cost), then
+## the REST service's: check_credentials throughput against the raw hash
+## (throughput/hash) and directory search p50/p99 over 100,000 users, on
+## SQLite and PostgreSQL (about 3 minutes)
 bench:
 	$(GO) build -o $(BIN) ./cmd/mxidp
 	$(GO) build -o bin/mxidp-loadgen ./cmd/mxidp-loadgen
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres sh -c 'bin/mxidp-loadgen -mxidp $(BIN); status=$$?; \
-		$(GO) test -run "^$$" -bench . -benchmem ./web/ ./provider/password/ || status=1; exit $$status'
+		$(GO) test -run "^$$" -bench . -benchmem ./web/ ./provider/password/ || status=1; \
+		$(GO) test -run "^$$" -bench "CheckCredentials|DirectorySearch" -benchtime 3s ./provider/ma1sd/ || status=1; exit $$status'
 
 ## screenshots: photograph the login, login-error, consent and error pages in
 ## headless Chromium, English and German, desktop and phone, into docs/screenshots
