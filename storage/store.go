@@ -101,6 +101,17 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 	for _, r := range results {
 		s.log.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
 	}
+	// The directory's word index is built from the users in Go, once.
+	if need, err := s.needsSearchTerms(ctx); err != nil || need {
+		if err == nil {
+			var n int
+			n, err = s.RebuildSearchTerms(ctx)
+			s.log.Info("indexed users for the directory search", "users", n)
+		}
+		if err != nil {
+			return len(results), err
+		}
+	}
 	return len(results), nil
 }
 

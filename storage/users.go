@@ -45,12 +45,17 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
 	now := s.now()
 	u.CreatedAt, u.UpdatedAt = now.UTC().Truncate(time.Second), now.UTC().Truncate(time.Second)
-	_, err := s.exec(ctx, nil, `INSERT INTO users (`+userColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.PasswordHash, u.Disabled,
-		unix(now), unix(now))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO users (`+userColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.PasswordHash, u.Disabled,
+			unix(now), unix(now)); err != nil {
+			return s.wrapWrite(err, fmt.Sprintf("create user %q", u.Username))
+		}
+		return s.indexSearchTerms(ctx, tx, u)
+	})
 	if err != nil {
-		return User{}, s.wrapWrite(err, fmt.Sprintf("create user %q", u.Username))
+		return User{}, err
 	}
 	return u, nil
 }
@@ -71,7 +76,8 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 	if email == "" {
 		return User{}, ErrNotFound
 	}
-	return s.userWhere(ctx, "email = $1", email)
+	// "<> ''" lets SQLite use the partial unique index.
+	return s.userWhere(ctx, "email = $1 AND email <> ''", email)
 }
 
 // UserByMSISDN returns the user with this phone number (E.164 digits
@@ -80,7 +86,7 @@ func (s *Store) UserByMSISDN(ctx context.Context, msisdn string) (User, error) {
 	if msisdn == "" {
 		return User{}, ErrNotFound
 	}
-	return s.userWhere(ctx, "msisdn = $1", msisdn)
+	return s.userWhere(ctx, "msisdn = $1 AND msisdn <> ''", msisdn)
 }
 
 func (s *Store) userWhere(ctx context.Context, cond string, arg any) (User, error) {
@@ -126,6 +132,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 		if err != nil {
 			return err
 		}
+		before := u
 		if err := update(&u); err != nil {
 			return err
 		}
@@ -137,6 +144,11 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 		if err != nil {
 			return s.wrapWrite(err, fmt.Sprintf("update user %q", u.Username))
 		}
+		if u.Username != before.Username || u.DisplayName != before.DisplayName {
+			if err := s.indexSearchTerms(ctx, tx, u); err != nil {
+				return err
+			}
+		}
 		out = u
 		return nil
 	})
@@ -146,7 +158,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 // DeleteUser removes the user with this ID, their group memberships and
 // consents, or reports ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	for _, table := range []string{"user_groups", "consents"} {
+	for _, table := range []string{"user_groups", "consents", "user_search_terms"} {
 		if _, err := s.exec(ctx, nil, `DELETE FROM `+table+` WHERE user_id = $1`, id); err != nil {
 			return fmt.Errorf("delete user's %s: %w", table, err)
 		}

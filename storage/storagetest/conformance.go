@@ -28,6 +28,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"ConsentIsRememberedReplacedAndDeletedWithTheUser", testConsentIsRememberedReplacedAndDeletedWithTheUser},
 		{"ClientNameRoundTrips", testClientNameRoundTrips},
 		{"SearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase", testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase},
+		{"SearchIndexFollowsChangesAndRebuilds", testSearchIndexFollowsChangesAndRebuilds},
 		{"UsersByThreePIDsFindsEveryAddressInBatches", testUsersByThreePIDsFindsEveryAddressInBatches},
 		{"UserRoundTrip", testUserRoundTrip},
 		{"UserUniqueness", testUserUniqueness},

@@ -19,6 +19,7 @@ func directoryUsers(t *testing.T, s *storage.Store) {
 		{ID: "u4", Username: "carol", DisplayName: "Carol Liddell", Disabled: true},
 		{ID: "u5", Username: "dave_x", DisplayName: `Dave \ Back`},
 		{ID: "u6", Username: "malice", DisplayName: "Mallory"},
+		{ID: "u7", Username: "zoe", DisplayName: "Zoë Ärger"},
 	} {
 		if _, err := s.CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
@@ -42,17 +43,22 @@ func testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase(t *testing.T,
 		limit int
 		want  []string
 	}{
-		{[]string{"ALI"}, 10, []string{"alice", "alicia"}},                   // prefix of the username, not "malice"
-		{[]string{"alice"}, 10, []string{"alice"}},                           // exact username first, substring of names
-		{[]string{"liddell"}, 10, []string{"alice"}},                         // disabled carol is never found
-		{[]string{"ali", "keys"}, 10, []string{"alicia"}},                    // every term must match
-		{[]string{"ali"}, 1, []string{"alice"}},                              // the limit holds
-		{[]string{"%"}, 10, []string{"bob"}},                                 // % only matches itself
-		{[]string{"_"}, 10, []string{}},                                      // _ only matches itself: no username starts with _
-		{[]string{"dave_"}, 10, []string{"dave_x"}},                          // ... but is found where it is
-		{[]string{`\`}, 10, []string{"dave_x"}},                              // a backslash matches itself
-		{[]string{}, 10, []string{}},                                         // no terms, no results
-		{[]string{"Mall", "o", "r", "y", "ignored"}, 10, []string{"malice"}}, // terms beyond MaxSearchTerms are ignored
+		{[]string{"ALI"}, 10, []string{"alice", "alicia"}},                              // beginning of the username, not "malice"
+		{[]string{"alice"}, 10, []string{"alice"}},                                      // username and word
+		{[]string{"liddell"}, 10, []string{"alice"}},                                    // disabled carol is never found
+		{[]string{"LIDD"}, 10, []string{"alice"}},                                       // a word's beginning, any case
+		{[]string{"iddell"}, 10, []string{}},                                            // not the middle of a word
+		{[]string{"ali", "keys"}, 10, []string{"alicia"}},                               // every term must match
+		{[]string{"keys", "ali"}, 10, []string{"alicia"}},                               // in any order
+		{[]string{"ali"}, 1, []string{"alice"}},                                         // the limit holds
+		{[]string{"100%"}, 10, []string{"bob"}},                                         // % is an ordinary character
+		{[]string{"%"}, 10, []string{}},                                                 // ... and no wildcard
+		{[]string{"_"}, 10, []string{}},                                                 // _ likewise
+		{[]string{"dave_"}, 10, []string{"dave_x"}},                                     // ... but is found where it is
+		{[]string{`\`}, 10, []string{"dave_x"}},                                         // a backslash matches itself
+		{[]string{"ÄRGER"}, 10, []string{"zoe"}},                                        // Unicode case folding
+		{[]string{}, 10, []string{}},                                                    // no terms, no results
+		{[]string{"Mal", "Mall", "Mallo", "Mallor", "ignored"}, 10, []string{"malice"}}, // terms beyond MaxSearchTerms are ignored
 	} {
 		t.Run(fmt.Sprint(tc.terms, tc.limit), func(t *testing.T) {
 			got, err := s.SearchUsers(context.Background(), tc.terms, tc.limit)
@@ -63,6 +69,49 @@ func testSearchUsersMatchesUsernamePrefixOrDisplayNameIgnoringCase(t *testing.T,
 				t.Errorf("SearchUsers(%q, %d) = %v; want %v", tc.terms, tc.limit, usernames(got), tc.want)
 			}
 		})
+	}
+}
+
+// The word index follows renames and deletions, and a rebuild (after
+// users were loaded around the Store) finds what was loaded.
+func testSearchIndexFollowsChangesAndRebuilds(t *testing.T, open Opener) {
+	s := open(t, storage.Options{})
+	ctx := context.Background()
+	directoryUsers(t, s)
+	find := func(term string) []string {
+		t.Helper()
+		got, err := s.SearchUsers(ctx, []string{term}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return usernames(got)
+	}
+	if _, err := s.UpdateUser(ctx, "u1", func(u *storage.User) error { u.DisplayName = "Alice Hargreaves"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := find("liddell"); len(got) != 0 {
+		t.Errorf("after the rename, liddell finds %v", got)
+	}
+	if got := find("hargr"); !reflect.DeepEqual(got, []string{"alice"}) {
+		t.Errorf("after the rename, hargr finds %v", got)
+	}
+	if err := s.DeleteUser(ctx, "u2"); err != nil {
+		t.Fatal(err)
+	}
+	if got := find("keys"); len(got) != 0 {
+		t.Errorf("a deleted user is still found: %v", got)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO users (id, username, display_name, created_at, updated_at) VALUES ('u9', 'zed', 'Zed Loaded', 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if got := find("loaded"); len(got) != 0 {
+		t.Errorf("a user written around the Store is found before a rebuild: %v", got)
+	}
+	if n, err := s.RebuildSearchTerms(ctx); err != nil || n != 7 {
+		t.Errorf("RebuildSearchTerms = %d, %v; want the 7 users", n, err)
+	}
+	if got := find("loaded"); !reflect.DeepEqual(got, []string{"zed"}) {
+		t.Errorf("after the rebuild, loaded finds %v", got)
 	}
 }
 
