@@ -34,8 +34,22 @@ const inflightTimeout = time.Minute
 // Admit asks to check one password under key. Counts untouched for
 // longer than forgetAfter start again from zero.
 func (s *Store) Admit(ctx context.Context, key string, burst int64, forgetAfter time.Duration) (Admission, error) {
+	// The common case in one statement: a row touched lately, nothing
+	// held off, room for one more check. Anything else takes the
+	// transaction below, which decides every case.
+	now := s.now().UnixMilli()
+	res, err := s.exec(ctx, nil, `UPDATE throttle SET inflight = inflight + 1, updated_at = $2
+		WHERE key = $1 AND next_at <= $2 AND $2 - updated_at <= $3
+		AND inflight < CASE WHEN $4 - failures > 1 THEN $4 - failures ELSE 1 END`,
+		key, now, min(forgetAfter, inflightTimeout).Milliseconds(), burst)
+	if err != nil {
+		return Admission{}, fmt.Errorf("throttle %s: %w", key, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		return Admission{Admitted: true}, nil
+	}
 	var a Admission
-	err := s.throttleTx(ctx, key, forgetAfter, func(t *throttleRow, now int64) bool {
+	err = s.throttleTx(ctx, key, forgetAfter, func(t *throttleRow, now int64) bool {
 		switch {
 		case now < t.nextAt:
 			a.RetryAfter = time.Duration(t.nextAt-now) * time.Millisecond
@@ -56,15 +70,18 @@ func (s *Store) Admit(ctx context.Context, key string, burst int64, forgetAfter 
 // failures when forget is true (an account whose owner got in), and
 // otherwise leaves them (a network that other accounts share).
 func (s *Store) Finish(ctx context.Context, key string, wrong, forget bool, delay func(failures int64) time.Duration) error {
+	if !wrong {
+		// The common case, one statement: nothing is computed from the row.
+		clear := ""
+		if forget {
+			clear = ", failures = 0, next_at = 0"
+		}
+		return s.throttleUpdate(ctx, key, `inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END`+clear+`, updated_at = $2`, s.now().UnixMilli())
+	}
 	return s.throttleTx(ctx, key, 0, func(t *throttleRow, now int64) bool {
 		t.inflight = max(t.inflight-1, 0)
-		switch {
-		case wrong:
-			t.failures++
-			t.nextAt = now + delay(t.failures).Milliseconds()
-		case forget:
-			t.failures, t.nextAt = 0, 0
-		}
+		t.failures++
+		t.nextAt = now + delay(t.failures).Milliseconds()
 		return true
 	})
 }
@@ -72,10 +89,15 @@ func (s *Store) Finish(ctx context.Context, key string, wrong, forget bool, dela
 // Abandon ends an admitted check that decided nothing (the request ended
 // first, or the user store failed): it only stops counting it as under way.
 func (s *Store) Abandon(ctx context.Context, key string) error {
-	return s.throttleTx(ctx, key, 0, func(t *throttleRow, _ int64) bool {
-		t.inflight = max(t.inflight-1, 0)
-		return true
-	})
+	return s.throttleUpdate(ctx, key, `inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END`)
+}
+
+// throttleUpdate changes key's row in one statement; set may use $2….
+func (s *Store) throttleUpdate(ctx context.Context, key, set string, args ...any) error {
+	if _, err := s.exec(ctx, nil, `UPDATE throttle SET `+set+` WHERE key = $1`, append([]any{key}, args...)...); err != nil {
+		return fmt.Errorf("throttle %s: %w", key, err)
+	}
+	return nil
 }
 
 type throttleRow struct{ failures, inflight, nextAt, updatedAt int64 }
@@ -85,12 +107,11 @@ type throttleRow struct{ failures, inflight, nextAt, updatedAt int64 }
 // untouched that long.
 func (s *Store) throttleTx(ctx context.Context, key string, forgetAfter time.Duration, change func(t *throttleRow, nowMS int64) bool) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.exec(ctx, tx, `INSERT INTO throttle (key, failures, inflight, next_at, updated_at) VALUES ($1, 0, 0, 0, 0)
-			ON CONFLICT (key) DO NOTHING`, key); err != nil {
-			return err
-		}
+		// One round trip makes the row if needed, locks it and reads it.
 		var t throttleRow
-		if err := s.queryRow(ctx, tx, `SELECT failures, inflight, next_at, updated_at FROM throttle WHERE key = $1`+s.dialect.forUpdate, key).
+		if err := s.queryRow(ctx, tx, `INSERT INTO throttle (key, failures, inflight, next_at, updated_at) VALUES ($1, 0, 0, 0, 0)
+			ON CONFLICT (key) DO UPDATE SET key = excluded.key
+			RETURNING failures, inflight, next_at, updated_at`, key).
 			Scan(&t.failures, &t.inflight, &t.nextAt, &t.updatedAt); err != nil {
 			return err
 		}
