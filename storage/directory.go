@@ -25,27 +25,14 @@ func (s *Store) SearchUsers(ctx context.Context, terms []string, limit int) ([]U
 	if len(terms) == 0 || limit <= 0 {
 		return users, nil
 	}
-	// Each number of terms is its own prepared statement (see stmt), so
-	// the number is bounded.
-	if len(terms) > MaxSearchTerms {
-		terms = terms[:MaxSearchTerms]
-	}
-	lower := make([]string, len(terms))
-	longest := 0
-	for i, t := range terms {
-		lower[i] = strings.ToLower(t)
-		if len(lower[i]) > len(lower[longest]) {
-			longest = i
-		}
-	}
 	// The longest term walks the index in order, so the query stops after
-	// limit rows; the others must each match a word of the same user.
-	args := []any{lower[longest], lower[longest] + prefixEnd, false}
+	// limit rows; the others must each match a word of the same user. Each
+	// number of terms is its own prepared statement (see stmt); there are
+	// at most MaxSearchTerms.
+	main, rest := searchPlan(terms)
+	args := []any{main, main + prefixEnd, false}
 	var others []string
-	for i, t := range lower {
-		if i == longest {
-			continue
-		}
+	for _, t := range rest {
 		args = append(args, t, t+prefixEnd)
 		n := len(args)
 		others = append(others, fmt.Sprintf(` AND EXISTS (SELECT 1 FROM user_search_terms o WHERE o.user_id = t.user_id AND o.term >= $%d AND o.term < $%d)`, n-1, n))
@@ -86,6 +73,36 @@ const prefixEnd = "\U0010FFFF"
 // MaxSearchTerms is how many terms SearchUsers uses; later ones are
 // ignored.
 const MaxSearchTerms = 4
+
+// searchPlan lower-cases the first MaxSearchTerms terms and separates the
+// longest, the most selective, from the others.
+func searchPlan(terms []string) (main string, others []string) {
+	if len(terms) > MaxSearchTerms {
+		terms = terms[:MaxSearchTerms]
+	}
+	longest := 0
+	for i, t := range terms {
+		if len(t) > len(terms[longest]) {
+			longest = i
+		}
+	}
+	for i, t := range terms {
+		if i != longest {
+			others = append(others, strings.ToLower(t))
+		}
+	}
+	return strings.ToLower(terms[longest]), others
+}
+
+// matchesTerm reports whether term begins one of u's search words.
+func matchesTerm(u User, term string) bool {
+	for _, w := range searchTerms(u) {
+		if strings.HasPrefix(w, term) {
+			return true
+		}
+	}
+	return false
+}
 
 // searchTerms are the words a user is found by: the username and the
 // words of the display name, lower-cased, each once.

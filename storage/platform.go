@@ -425,29 +425,17 @@ func (p *Platform) UserGroups(ctx context.Context, userID string) ([]string, err
 
 // SearchUsers runs search with the longest term (the most selective) and
 // keeps the enabled users that also match every other term as the builtin
-// search does: the term begins the localpart or occurs in the display
-// name, ignoring case. With several terms it asks the platform for more
-// rows than limit, since some are filtered out here.
+// search does (each begins the localpart or a word of the display name,
+// ignoring case). With several terms it asks the platform for more rows
+// than limit, since some are filtered out here.
 func (p *Platform) SearchUsers(ctx context.Context, terms []string, limit int) ([]User, error) {
 	users := []User{}
 	if len(terms) == 0 || limit <= 0 {
 		return users, nil
 	}
-	if len(terms) > MaxSearchTerms {
-		terms = terms[:MaxSearchTerms]
-	}
-	lower := make([]string, len(terms))
-	longest := 0
-	for i, t := range terms {
-		lower[i] = strings.ToLower(t)
-		if len(lower[i]) > len(lower[longest]) {
-			longest = i
-		}
-	}
-	main := lower[longest]
-	others := slices.Delete(slices.Clone(lower), longest, longest+1)
+	main, others := searchPlan(terms)
 	ask := limit
-	if len(terms) > 1 {
+	if len(others) > 0 {
 		ask = min(limit*10, 1000)
 	}
 	rows, err := p.rows(ctx, p.search, escapeLike(main), ask)
@@ -463,16 +451,17 @@ func (p *Platform) SearchUsers(ctx context.Context, terms []string, limit int) (
 			break
 		}
 	}
-	// An exact localpart match first, as in the builtin search.
+	// An exact localpart match first.
+	first := strings.ToLower(terms[0])
 	slices.SortStableFunc(users, func(a, b User) int {
-		return boolRank(a.Username == lower[0]) - boolRank(b.Username == lower[0])
+		return boolRank(a.Username == first) - boolRank(b.Username == first)
 	})
 	return users, nil
 }
 
 func matchesAll(u User, terms []string) bool {
 	for _, t := range terms {
-		if !strings.HasPrefix(u.Username, t) && !strings.Contains(strings.ToLower(u.DisplayName), t) {
+		if !matchesTerm(u, t) {
 			return false
 		}
 	}
