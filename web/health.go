@@ -169,48 +169,15 @@ func (h *health) refuse(w http.ResponseWriter, r *http.Request, kind gateKind, p
 	writeJSON(w, http.StatusServiceUnavailable, unavailableJSON)
 }
 
-// rest serves the REST service. While the database is down, its POST
-// endpoints get at once what the service itself answers when the database
-// fails (ma1sd-rest.md §3.6): 503 for password checks and lookups, an
-// empty result for the directory and profiles.
+// rest serves the REST service, which answers for itself while the
+// database is down (after its own access checks; see ma1sd.WhileDown);
+// here its 503s get a Retry-After and a failure it meets is noticed.
 func (h *health) rest(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	if h.Down() && r.Method == http.MethodPost {
-		if status, body, ok := restDegraded(r.URL.Path); ok {
-			if status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", retryAfter)
-			}
-			writeJSON(w, status, body)
-			return
-		}
-	}
 	ctx, saw := storage.WatchUnavailable(r.Context())
 	next.ServeHTTP(&retryAfter503{ResponseWriter: w}, r.WithContext(ctx))
 	if saw() {
 		h.suspect()
 	}
-}
-
-// restUnavailable mirrors the REST service's answer to a failure.
-var restUnavailable = map[string]string{"errcode": "M_UNKNOWN", "error": "temporarily unavailable; try again"}
-
-func restDegraded(path string) (int, any, bool) {
-	for strings.Contains(path, "//") {
-		path = strings.ReplaceAll(path, "//", "/")
-	}
-	if path == ma1sd.CheckCredentialsPath {
-		return http.StatusServiceUnavailable, restUnavailable, true
-	}
-	for _, p := range ma1sd.Prefixes {
-		switch strings.TrimPrefix(path, p) {
-		case "/auth/login", "/identity/single", "/identity/bulk":
-			return http.StatusServiceUnavailable, restUnavailable, true
-		case "/directory/user/search":
-			return http.StatusOK, map[string]any{"limited": true, "results": []any{}}, true
-		case "/profile/displayName", "/profile/threepids", "/profile/roles":
-			return http.StatusOK, map[string]any{"profile": map[string]any{}}, true
-		}
-	}
-	return 0, nil, false
 }
 
 // retryAfter503 adds Retry-After to a 503.

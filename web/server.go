@@ -57,6 +57,9 @@ func NewHandler(d Deps) http.Handler {
 	}
 	r.Use(logRequests(d.Logger, m), securityHeaders)
 	db := &health{db: d.DB, log: d.Logger}
+	if rest, ok := d.REST.(interface{ WhileDown(func() bool) }); ok {
+		rest.WhileDown(db.Down)
+	}
 	r.Use(db.gate(d.OpenID != nil, d.REST != nil, func(r *http.Request) page {
 		return page{locale: pickLocale(r.URL.Query().Get("ui_locales"), r), Static: d.OpenID.Issuer + StaticPath, Brand: d.OpenID.Branding}
 	}))

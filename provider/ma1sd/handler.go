@@ -68,12 +68,31 @@ type Service struct {
 	serverName string
 	opts       Options
 	routes     map[string]route
+	// databaseDown, when set and true, answers at once what each
+	// endpoint answers when the database fails (see WhileDown).
+	databaseDown func() bool
 }
 
 type route struct {
 	maxBody int64
 	serve   func(ctx context.Context, body []byte) (int, any)
+	// down is the answer while the database is down: the one serve gives
+	// when the database fails (§3.6).
+	down func() (int, any)
 }
+
+// WhileDown lets the service know when the database is known to be down,
+// so that it answers at once (after its access checks) instead of waiting
+// for the database.
+func (s *Service) WhileDown(down func() bool) { s.databaseDown = down }
+
+// emptyDirectory and noProfileAnswer are the answers of the directory and
+// profile endpoints when the database fails: any other status would break
+// the caller's own results (§3.6).
+func emptyDirectory() (int, any) {
+	return http.StatusOK, directoryAnswer{Limited: true, Results: []directoryResult{}}
+}
+func noProfileAnswer() (int, any) { return http.StatusOK, noProfile }
 
 // New returns the service for the Matrix server serverName.
 func New(users storage.Users, login *provider.Login, serverName string, opts Options) *Service {
@@ -87,15 +106,15 @@ func New(users storage.Users, login *provider.Login, serverName string, opts Opt
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Service{users: users, login: login, serverName: serverName, opts: opts, routes: map[string]route{}}
-	s.routes[CheckCredentialsPath] = route{maxBody, s.checkCredentials}
+	s.routes[CheckCredentialsPath] = route{maxBody, s.checkCredentials, unavailable}
 	for _, p := range Prefixes {
-		s.routes[p+"/auth/login"] = route{maxBody, s.authLogin}
-		s.routes[p+"/directory/user/search"] = route{maxBody, s.directorySearch}
-		s.routes[p+"/identity/single"] = route{maxBody, s.identitySingle}
-		s.routes[p+"/identity/bulk"] = route{maxBulkBody, s.identityBulk}
-		s.routes[p+"/profile/displayName"] = route{maxBody, s.profileDisplayName}
-		s.routes[p+"/profile/threepids"] = route{maxBody, s.profileThreepids}
-		s.routes[p+"/profile/roles"] = route{maxBody, s.profileRoles}
+		s.routes[p+"/auth/login"] = route{maxBody, s.authLogin, unavailable}
+		s.routes[p+"/directory/user/search"] = route{maxBody, s.directorySearch, emptyDirectory}
+		s.routes[p+"/identity/single"] = route{maxBody, s.identitySingle, unavailable}
+		s.routes[p+"/identity/bulk"] = route{maxBulkBody, s.identityBulk, unavailable}
+		s.routes[p+"/profile/displayName"] = route{maxBody, s.profileDisplayName, noProfileAnswer}
+		s.routes[p+"/profile/threepids"] = route{maxBody, s.profileThreepids, noProfileAnswer}
+		s.routes[p+"/profile/roles"] = route{maxBody, s.profileRoles, noProfileAnswer}
 	}
 	return s
 }
@@ -165,6 +184,11 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		writeJSON(w, http.StatusBadRequest, matrixError{"M_NOT_JSON", "cannot read the request body"})
+		return
+	}
+	if s.databaseDown != nil && s.databaseDown() {
+		status, v := rt.down()
+		writeJSON(w, status, v)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)

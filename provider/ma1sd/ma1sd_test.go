@@ -308,3 +308,36 @@ func TestLoginProfileCanOmitDisplayNameAndThreePIDs(t *testing.T) {
 		})
 	}
 }
+
+// While the database is known to be down, every endpoint answers at once
+// what it answers when the database fails, but only after the access
+// checks: a stranger still gets 403, not a hint about the database.
+func TestWhileTheDatabaseIsDownAnswersComeAtOnceAfterTheAccessChecks(t *testing.T) {
+	s, _ := newService(t, ma1sd.Options{AllowedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	down := true
+	s.WhileDown(func() bool { return down })
+	local, stranger := "127.0.0.1:4000", "192.0.2.9:4000"
+	for _, tc := range []struct {
+		path, body, remote string
+		status             int
+		want               string
+	}{
+		{cc, aliceCC, local, 503, `{"errcode":"M_UNKNOWN","error":"temporarily unavailable; try again"}`},
+		{p + "/auth/login", aliceAL, local, 503, `{"errcode":"M_UNKNOWN","error":"temporarily unavailable; try again"}`},
+		{p + "/identity/single", aliceIS, local, 503, `{"errcode":"M_UNKNOWN","error":"temporarily unavailable; try again"}`},
+		{p + "/directory/user/search", aliceDS, local, 200, `{"limited":true,"results":[]}`},
+		{p + "/profile/displayName", alicePR, local, 200, `{"profile":{}}`},
+		{cc, aliceCC, stranger, 403, `{"errcode":"M_FORBIDDEN","error":"this address may not use the REST service"}`},
+		{p + "/nothing", "{}", local, 404, `{"errcode":"M_UNRECOGNIZED","error":"unknown endpoint"}`},
+	} {
+		status, _, body := exchange{path: tc.path, body: tc.body, remote: tc.remote}.do(s)
+		if status != tc.status {
+			t.Errorf("%s from %s: %d %s; want %d", tc.path, tc.remote, status, body, tc.status)
+		}
+		jsonEqual(t, body, tc.want)
+	}
+	down = false
+	if status, _, body := (exchange{path: cc, body: aliceCC, remote: local}).do(s); status != 200 || !strings.Contains(body, `"success":true`) {
+		t.Errorf("after the database returned: %d %s", status, body)
+	}
+}
