@@ -166,7 +166,9 @@ type platformRow struct {
 func (p *Platform) rows(ctx context.Context, q platformQuery, args ...any) ([]platformRow, error) {
 	rows, err := p.query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("platform query %s: %w", q.name, err)
+		// An unreachable platform database closes the health gate, as
+		// mxidp's own does (see markUnavailable).
+		return nil, fmt.Errorf("platform query %s: %w", q.name, markUnavailable(ctx, err))
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
