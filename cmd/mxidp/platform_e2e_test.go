@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/storage/storagetest"
 )
 
@@ -128,8 +129,7 @@ func settledWrites(t *testing.T, db *sql.DB) (writes, reads int64) {
 	return w, r
 }
 
-func platformConfig(url string) string {
-	q := storagetest.DjangoQueries("postgres")
+func platformConfig(url string, q storage.PlatformQueries) string {
 	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	return fmt.Sprintf(`matrix:
   server_name: example.org
@@ -163,7 +163,7 @@ func TestPlatformUsersLogInThroughOpenIDAndRESTWithoutAWrite(t *testing.T) {
 	db.Close() // its statistics are reported when it disconnects
 	writesBefore, readsBefore := settledWrites(t, stats)
 
-	env := testEnv(t, "postgres", "keys:\n  refresh_interval: 100ms\n"+platformConfig(platformURL))
+	env := testEnv(t, "postgres", "keys:\n  refresh_interval: 100ms\n"+platformConfig(platformURL, storagetest.DjangoQueries("postgres")))
 	env["MXIDP_ISSUER"] = "http://127.0.0.1:8080"
 	env["MXIDP_LISTEN"] = "127.0.0.1:0"
 	d := &deployment{t: t, env: env}
@@ -243,12 +243,53 @@ func TestPlatformUsersLogInThroughOpenIDAndRESTWithoutAWrite(t *testing.T) {
 
 func TestServeRefusesPlatformQueriesThatDoNotFitWithExitTwo(t *testing.T) {
 	platformURL, _ := storagetest.DjangoPlatform(t, "sqlite")
-	cfg := strings.Replace(platformConfig(platformURL), "u.password AS password_hash", "u.password", 1)
+	cfg := strings.Replace(platformConfig(platformURL, storagetest.DjangoQueries("postgres")), "u.password AS password_hash", "u.password", 1)
 	cfg = strings.ReplaceAll(cfg, "string_agg(g.name, ',' ORDER BY g.name)", "group_concat(g.name, ',')")
 	c := &cli{t: t, env: testEnv(t, "sqlite", cfg)}
 	status, _, errOut := c.run("", "serve")
 	if status != 2 || !strings.Contains(errOut, `users.platform.queries.by_login: returns no column "password_hash"`) ||
 		!strings.Contains(errOut, "add AS password_hash") {
 		t.Errorf("serve with a query lacking password_hash: exit %d\n%s", status, errOut)
+	}
+}
+
+// The WordPress example of docs/platform.md on MariaDB: users with
+// WordPress's two hash formats (phpass before 6.8, $wp$ bcrypt since) log
+// in through check_credentials, with their roles as groups.
+func TestWordPressUsersOnMariaDBLogIn(t *testing.T) {
+	hashes := platformHashes(t, []map[string]any{
+		{"scheme": "passlib:phpass", "password": "Wonder-Land-42"},
+		{"scheme": "wordpress:bcrypt", "password": "builder-99 with a long passphrase that bcrypt alone would cut after seventy-two bytes"},
+	})
+	url, db := storagetest.WordPressPlatform(t)
+	storagetest.AddWordPressUsers(t, db,
+		storagetest.WordPressUser{ID: 1, Login: "alice", Pass: hashes[0], Email: "alice@example.com", DisplayName: "Alice Liddell", Roles: []string{"administrator"}},
+		storagetest.WordPressUser{ID: 2, Login: "Bob", Pass: hashes[1], Email: "bob@example.net", DisplayName: "Bob Builder", Roles: []string{"subscriber"}},
+		storagetest.WordPressUser{ID: 3, Login: "Max Mustermann", Pass: hashes[0], Email: "max@example.org", DisplayName: "Max"},
+	)
+	env := testEnv(t, "sqlite", platformConfig(url, storagetest.WordPressQueries()))
+	env["MXIDP_ISSUER"] = "http://127.0.0.1:8080"
+	env["MXIDP_LISTEN"] = "127.0.0.1:0"
+	s := (&deployment{t: t, env: env}).start()
+	for _, c := range []struct {
+		mxid, pw string
+		ok       bool
+	}{
+		{"@alice:example.org", "Wonder-Land-42", true},
+		{"@alice:example.org", "wonder-land-42", false},
+		{"@bob:example.org", "builder-99 with a long passphrase that bcrypt alone would cut after seventy-two bytes", true},
+		{"@bob:example.org", "builder-99 with a long passphrase that bcrypt alone would cut after seventy-two bytes!", false}, // differs after byte 72
+		{"@max mustermann:example.org", "Wonder-Land-42", false},                                                              // no Matrix localpart
+	} {
+		got := postJSON(t, s.url+ccPath, cc(c.mxid, c.pw))
+		if dig(got, "auth", "success") != c.ok {
+			t.Errorf("%s: %v; want success %v", c.mxid, got, c.ok)
+		}
+	}
+	if got := postJSON(t, s.url+"/_ma1sd/backend/api/v1/profile/roles", pr("alice")); fmt.Sprint(dig(got, "profile", "roles")) != "[administrator]" {
+		t.Errorf("alice's roles = %v; want [administrator]", got)
+	}
+	if got := postJSON(t, s.url+"/_ma1sd/backend/api/v1/directory/user/search", `{"by":"name","search_term":"builder"}`); fmt.Sprint(userIDs(got)) != "[bob]" {
+		t.Errorf("directory search for builder = %v", got)
 	}
 }

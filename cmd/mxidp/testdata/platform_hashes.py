@@ -5,7 +5,8 @@ Reads a JSON list of {"scheme": ..., "password": ...} (and optionally
 prints the list of stored hashes, in order. Schemes "django:NAME" use
 Django's own hashers (NAME is a hasher's algorithm: pbkdf2_sha256,
 pbkdf2_sha1, argon2, bcrypt_sha256, bcrypt); "passlib:NAME" use passlib's
-handler of that name (sha512_crypt, phpass, bcrypt, ...). Run it with
+handler of that name (sha512_crypt, phpass, bcrypt, ...); "wordpress:bcrypt"
+is WordPress 6.8's format. Run it with
 Debian's /usr/bin/python3 and python3-django, python3-passlib.
 """
 import json
@@ -36,6 +37,12 @@ for item in json.load(sys.stdin):
         if "rounds" in item:
             handler = handler.using(rounds=item["rounds"])
         out.append(handler.hash(item["password"]))
+    elif item["scheme"] == "wordpress:bcrypt":
+        # WordPress 6.8's wp_hash_password: "$wp" + PHP's bcrypt ($2y$) of
+        # base64(HMAC-SHA384(key "wp-sha384", password)).
+        import base64, bcrypt, hashlib, hmac
+        pre = base64.b64encode(hmac.new(b"wp-sha384", item["password"].encode(), hashlib.sha384).digest())
+        out.append("$wp" + bcrypt.hashpw(pre, bcrypt.gensalt(rounds=10)).decode().replace("$2b$", "$2y$", 1))
     else:
         sys.exit("unknown scheme " + item["scheme"])
 json.dump(out, sys.stdout)
