@@ -38,11 +38,12 @@ func (s *Store) AddAuditEvent(ctx context.Context, e AuditEvent) error {
 
 // AuditFilter selects audit events; zero fields select everything.
 type AuditFilter struct {
-	// User matches the user ID or the username.
-	User  string
-	Since time.Time
-	Event string // a prefix: "login" matches login.succeeded and login.failed
-	Limit int    // newest first when set; default 1000
+	// User matches the user ID or the username; UserID, when set, the
+	// user ID too (for events recorded under the ID only).
+	User, UserID string
+	Since        time.Time
+	Event        string // a prefix: "login" matches login.succeeded and login.failed
+	Limit        int    // newest first when set; default 1000
 }
 
 // AuditEvents returns the events the filter selects, oldest first.
@@ -58,7 +59,11 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, e
 	}
 	if f.User != "" {
 		p := arg(f.User)
-		where = append(where, "(user_id = "+p+" OR username = "+p+")")
+		id := p
+		if f.UserID != "" {
+			id = arg(f.UserID)
+		}
+		where = append(where, "(user_id = "+p+" OR username = "+p+" OR user_id = "+id+")")
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "at >= "+arg(f.Since.UnixMilli()))

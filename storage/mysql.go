@@ -135,16 +135,16 @@ func (c readOnlyConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// mysqlPositional rewrites a query written with PostgreSQL's positional
+// mysqlPlaceholders rewrites a query written with PostgreSQL's positional
 // parameters ($1, $2, …, as the platform query contract has them) for
 // MySQL, which takes ? in order: each $N outside string literals, quoted
-// identifiers and comments becomes ?, and the arguments are listed in the
-// order the parameters appear, so "$1 … $1" passes args[0] twice. A $N
+// identifiers and comments becomes ?, and order lists, for each ?, the index of
+// its argument among nargs, so "$1 … $1" gives [0, 0]. A $N
 // with no argument, or a ? of the query's own, is an error. Strings follow
 // MySQL's default sql_mode: backslash escapes inside quotes.
-func mysqlPositional(query string, args []any) (string, []any, error) {
+func mysqlPlaceholders(query string, nargs int) (string, []int, error) {
 	var b strings.Builder
-	out := make([]any, 0, len(args))
+	var order []int
 	n := len(query)
 	for i := 0; i < n; {
 		c := query[i]
@@ -180,18 +180,27 @@ func mysqlPositional(query string, args []any) (string, []any, error) {
 				j++
 			}
 			k, err := strconv.Atoi(query[i+1 : j])
-			if err != nil || k < 1 || k > len(args) {
-				return "", nil, fmt.Errorf("the query uses %s but has %d parameter(s)", query[i:j], len(args))
+			if err != nil || k < 1 || k > nargs {
+				return "", nil, fmt.Errorf("the query uses %s but has %d parameter(s)", query[i:j], nargs)
 			}
 			b.WriteByte('?')
-			out = append(out, args[k-1])
+			order = append(order, k-1)
 			i = j
 		default:
 			b.WriteByte(c)
 			i++
 		}
 	}
-	return b.String(), out, nil
+	return b.String(), order, nil
+}
+
+// reorder lists args in the order of a rewritten query's ?.
+func reorder(args []any, order []int) []any {
+	out := make([]any, len(order))
+	for i, k := range order {
+		out[i] = args[k]
+	}
+	return out
 }
 
 // quotedEnd returns the index just past the quoted string or identifier

@@ -103,3 +103,13 @@ func TestMySQLConfig(t *testing.T) {
 		t.Errorf("RedactURL = %s", got)
 	}
 }
+
+// mysqlPositional applies mysqlPlaceholders to a query and its arguments,
+// as Platform.query does with the rewrite made at start-up.
+func mysqlPositional(query string, args []any) (string, []any, error) {
+	q, order, err := mysqlPlaceholders(query, len(args))
+	if err != nil {
+		return "", nil, err
+	}
+	return q, reorder(args, order), nil
+}

@@ -41,7 +41,7 @@ type PlatformOptions struct {
 // Password hashes stay in the platform's formats; no hash is upgraded.
 type Platform struct {
 	db                             *sql.DB
-	mysql                          bool // $1, $2 become ? (mysqlPositional)
+	mysql                          bool // $1, $2 became ? (platformQuery.forMySQL)
 	byLogin, byID, byEmail, search platformQuery
 	opts                           PlatformOptions
 	warned                         sync.Map // "query/id" → true: an unusable row already logged
@@ -68,10 +68,13 @@ func OpenPlatform(ctx context.Context, url string, q PlatformQueries, opts Platf
 		return nil, fmt.Errorf("connect to the platform database %s: %w", RedactURL(url), err)
 	}
 	p := &Platform{db: db, opts: opts, mysql: d.name == mysqlDialect.name,
-		byLogin: platformQuery{"by_login", q.ByLogin, "$1 = what the user typed", []string{"id", "username", "password_hash"}},
-		byID:    platformQuery{"by_id", q.ByID, "$1 = the id", []string{"id", "username"}},
-		byEmail: platformQuery{"by_email", q.ByEmail, "$1 = an e-mail address", []string{"id", "username"}},
-		search:  platformQuery{"search", q.Search, "$1 = the escaped search term, $2 = the row limit", []string{"id", "username"}},
+		byLogin: platformQuery{name: "by_login", sql: q.ByLogin, params: "$1 = what the user typed", required: []string{"id", "username", "password_hash"}},
+		byID:    platformQuery{name: "by_id", sql: q.ByID, params: "$1 = the id", required: []string{"id", "username"}},
+		byEmail: platformQuery{name: "by_email", sql: q.ByEmail, params: "$1 = an e-mail address", required: []string{"id", "username"}},
+		search:  platformQuery{name: "search", sql: q.Search, params: "$1 = the escaped search term, $2 = the row limit", required: []string{"id", "username"}},
+	}
+	if p.mysql {
+		p.byLogin, p.byID, p.byEmail, p.search = p.byLogin.forMySQL(1), p.byID.forMySQL(1), p.byEmail.forMySQL(1), p.search.forMySQL(2)
 	}
 	if err := p.Check(ctx); err != nil {
 		db.Close()
@@ -92,6 +95,17 @@ type platformQuery struct {
 	sql      string
 	params   string // what $1 (and $2) mean, for messages
 	required []string
+
+	// For MySQL, made once at start-up: sql with ? for $N, which argument
+	// each ? takes, or why the query cannot be rewritten.
+	order      []int
+	rewriteErr error
+}
+
+// forMySQL rewrites q's $N parameters (nargs of them) into MySQL's ?.
+func (q platformQuery) forMySQL(nargs int) platformQuery {
+	q.sql, q.order, q.rewriteErr = mysqlPlaceholders(q.sql, nargs)
+	return q
 }
 
 // columnMeaning says what each contract column holds, for the fix a
@@ -144,16 +158,16 @@ func (e *PlatformQueryError) Error() string {
 	return "the platform's user queries do not fit:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-// query runs a configured query, its $1, $2 rewritten for MySQL.
+// query runs a configured query; for MySQL with the arguments in the
+// order of its ? (see forMySQL).
 func (p *Platform) query(ctx context.Context, q platformQuery, args ...any) (*sql.Rows, error) {
-	stmt := q.sql
 	if p.mysql {
-		var err error
-		if stmt, args, err = mysqlPositional(stmt, args); err != nil {
-			return nil, err
+		if q.rewriteErr != nil {
+			return nil, q.rewriteErr
 		}
+		args = reorder(args, q.order)
 	}
-	return p.db.QueryContext(ctx, stmt, args...)
+	return p.db.QueryContext(ctx, q.sql, args...)
 }
 
 // platformRow is one user as a query returned it.

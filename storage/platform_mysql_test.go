@@ -2,7 +2,6 @@ package storage_test
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -38,23 +37,7 @@ func wordpressPlatform(t *testing.T) *storage.Platform {
 func TestPlatformReadsAWordPressUserTableOnMySQL(t *testing.T) {
 	p := wordpressPlatform(t)
 	ctx := context.Background()
-	alice := storage.User{ID: "1", Username: "alice", Email: "alice.liddell@example.com", EmailVerified: true,
-		DisplayName: "Alice Liddell", PasswordHash: "$P$Bhash1"}
-	for name, get := range map[string]func() (storage.User, error){
-		"by login name": func() (storage.User, error) { return p.UserByLogin(ctx, " ALICE ") },
-		"by address":    func() (storage.User, error) { return p.UserByLogin(ctx, "alice.liddell@example.com") },
-		"by id":         func() (storage.User, error) { return p.UserByID(ctx, "1") },
-		"by localpart":  func() (storage.User, error) { return p.UserByUsername(ctx, "alice") },
-		"by e-mail":     func() (storage.User, error) { return p.UserByEmail(ctx, "ALICE.liddell@example.com") },
-		"by e-mail, in a bulk": func() (storage.User, error) {
-			m, err := p.UsersByEmails(ctx, []string{"x@y", "alice.liddell@example.com"})
-			return m["alice.liddell@example.com"], err
-		},
-	} {
-		if got, err := get(); err != nil || got != alice {
-			t.Errorf("%s: %+v, %v; want %+v", name, got, err, alice)
-		}
-	}
+	checkFindsAlice(t, p, "$P$Bhash1")
 	for id, want := range map[string][]string{
 		"1": {"administrator", "editor"},
 		"2": {"subscriber"},
@@ -65,18 +48,14 @@ func TestPlatformReadsAWordPressUserTableOnMySQL(t *testing.T) {
 			t.Errorf("UserGroups(%s) = %#v, %v; want %v", id, g, err, want)
 		}
 	}
-	for name, get := range map[string]func() (storage.User, error){
+	checkNotFound(t, map[string]func() (storage.User, error){
 		"an address two users share":      func() (storage.User, error) { return p.UserByLogin(ctx, "twins@example.org") },
 		"a login that is no localpart":    func() (storage.User, error) { return p.UserByID(ctx, "3") },
 		"a localpart spelled another way": func() (storage.User, error) { return p.UserByUsername(ctx, "Alice") },
 		"an id that does not exist":       func() (storage.User, error) { return p.UserByID(ctx, "99") },
 		"an id with trailing text":        func() (storage.User, error) { return p.UserByID(ctx, "1abc") },
 		"an id that is no number":         func() (storage.User, error) { return p.UserByID(ctx, "alice") },
-	} {
-		if u, err := get(); !errors.Is(err, storage.ErrNotFound) {
-			t.Errorf("%s: %+v, %v; want ErrNotFound", name, u, err)
-		}
-	}
+	})
 }
 
 func TestPlatformSearchEscapesWildcardsOnMySQL(t *testing.T) {

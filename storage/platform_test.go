@@ -46,42 +46,56 @@ func TestPlatformReadsADjangoUserTable(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			p := djangoPlatform(t, backend)
 			ctx := context.Background()
-			alice := storage.User{ID: "1", Username: "alice", Email: "alice.liddell@example.com", EmailVerified: true,
-				DisplayName: "Alice Liddell", PasswordHash: "hash-1"}
-			for name, get := range map[string]func() (storage.User, error){
-				"by login name":       func() (storage.User, error) { return p.UserByLogin(ctx, " ALICE ") },
-				"by verified address": func() (storage.User, error) { return p.UserByLogin(ctx, "alice.liddell@example.com") },
-				"by id":               func() (storage.User, error) { return p.UserByID(ctx, "1") },
-				"by localpart":        func() (storage.User, error) { return p.UserByUsername(ctx, "alice") },
-				"by e-mail":           func() (storage.User, error) { return p.UserByEmail(ctx, "ALICE.liddell@example.com") },
-				"by e-mail, in a bulk": func() (storage.User, error) {
-					m, err := p.UsersByEmails(ctx, []string{"x@y", "alice.liddell@example.com"})
-					return m["alice.liddell@example.com"], err
-				},
-			} {
-				if got, err := get(); err != nil || got != alice {
-					t.Errorf("%s: %+v, %v; want %+v", name, got, err, alice)
-				}
-			}
+			checkFindsAlice(t, p, "hash-1")
 			if g, err := p.UserGroups(ctx, "1"); err != nil || !reflect.DeepEqual(g, []string{"matrix-admins", "staff"}) {
 				t.Errorf("UserGroups = %v, %v", g, err)
 			}
 			if u, err := p.UserByID(ctx, "3"); err != nil || !u.Disabled {
 				t.Errorf("carol (is_active false) = %+v, %v; want disabled", u, err)
 			}
-			for name, get := range map[string]func() (storage.User, error){
+			checkNotFound(t, map[string]func() (storage.User, error){
 				"an unverified address":           func() (storage.User, error) { return p.UserByLogin(ctx, "bob@example.net") },
 				"an address two users share":      func() (storage.User, error) { return p.UserByLogin(ctx, "twins@example.org") },
 				"a username that is no localpart": func() (storage.User, error) { return p.UserByID(ctx, "4") },
 				"a localpart spelled another way": func() (storage.User, error) { return p.UserByUsername(ctx, "Alice") },
 				"an id that does not exist":       func() (storage.User, error) { return p.UserByID(ctx, "99") },
 				"a phone number (no such query)":  func() (storage.User, error) { return p.UserByMSISDN(ctx, "447700900123") },
-			} {
-				if u, err := get(); !errors.Is(err, storage.ErrNotFound) {
-					t.Errorf("%s: %+v, %v; want ErrNotFound", name, u, err)
-				}
-			}
+			})
 		})
+	}
+}
+
+// checkFindsAlice looks up the test platforms' alice (id 1) every way a
+// user is looked up.
+func checkFindsAlice(t *testing.T, p *storage.Platform, hash string) {
+	t.Helper()
+	ctx := context.Background()
+	alice := storage.User{ID: "1", Username: "alice", Email: "alice.liddell@example.com", EmailVerified: true,
+		DisplayName: "Alice Liddell", PasswordHash: hash}
+	for name, get := range map[string]func() (storage.User, error){
+		"by login name":       func() (storage.User, error) { return p.UserByLogin(ctx, " ALICE ") },
+		"by verified address": func() (storage.User, error) { return p.UserByLogin(ctx, "alice.liddell@example.com") },
+		"by id":               func() (storage.User, error) { return p.UserByID(ctx, "1") },
+		"by localpart":        func() (storage.User, error) { return p.UserByUsername(ctx, "alice") },
+		"by e-mail":           func() (storage.User, error) { return p.UserByEmail(ctx, "ALICE.liddell@example.com") },
+		"by e-mail, in a bulk": func() (storage.User, error) {
+			m, err := p.UsersByEmails(ctx, []string{"x@y", "alice.liddell@example.com"})
+			return m["alice.liddell@example.com"], err
+		},
+	} {
+		if got, err := get(); err != nil || got != alice {
+			t.Errorf("%s: %+v, %v; want %+v", name, got, err, alice)
+		}
+	}
+}
+
+// checkNotFound requires ErrNotFound of every lookup.
+func checkNotFound(t *testing.T, lookups map[string]func() (storage.User, error)) {
+	t.Helper()
+	for name, get := range lookups {
+		if u, err := get(); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: %+v, %v; want ErrNotFound", name, u, err)
+		}
 	}
 }
 

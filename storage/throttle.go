@@ -137,33 +137,6 @@ func (s *Store) throttleTx(ctx context.Context, key string, forgetAfter time.Dur
 	return nil
 }
 
-// ThrottleState is a key's counter, for operators.
-type ThrottleState struct {
-	Key      string
-	Failures int64
-	NextAt   time.Time
-}
-
-// Throttled lists the keys that refuse checks now.
-func (s *Store) Throttled(ctx context.Context) ([]ThrottleState, error) {
-	rows, err := s.query(ctx, nil, `SELECT key, failures, next_at FROM throttle WHERE next_at > $1 ORDER BY key`, s.now().UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("list throttled keys: %w", err)
-	}
-	defer rows.Close()
-	out := []ThrottleState{}
-	for rows.Next() {
-		var st ThrottleState
-		var next int64
-		if err := rows.Scan(&st.Key, &st.Failures, &next); err != nil {
-			return nil, err
-		}
-		st.NextAt = time.UnixMilli(next).UTC()
-		out = append(out, st)
-	}
-	return out, rows.Err()
-}
-
 // ClearThrottle forgets a key's failures (`mxidp user unlock`).
 func (s *Store) ClearThrottle(ctx context.Context, key string) error {
 	if _, err := s.exec(ctx, nil, `DELETE FROM throttle WHERE key = $1`, key); err != nil {

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,16 +36,12 @@ are kept for audit.retention.`,
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
 				if f.User != "" {
 					// A username also finds the events recorded under the ID only.
-					if u, err := s.UserByUsername(cmd.Context(), f.User); err == nil {
-						events, err := s.AuditEvents(cmd.Context(), storage.AuditFilter{User: u.ID, Since: f.Since, Event: f.Event, Limit: f.Limit})
-						if err != nil {
-							return err
-						}
-						byName, err := s.AuditEvents(cmd.Context(), f)
-						if err != nil {
-							return err
-						}
-						return a.printAudit(mergeEvents(events, byName), asJSON)
+					u, err := s.UserByUsername(cmd.Context(), f.User)
+					switch {
+					case err == nil:
+						f.UserID = u.ID
+					case !errors.Is(err, storage.ErrNotFound):
+						return err
 					}
 				}
 				events, err := s.AuditEvents(cmd.Context(), f)
@@ -75,20 +71,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("--since %q: give a duration back from now like 24h, or a date like 2026-11-01", s)
-}
-
-// mergeEvents joins two oldest-first lists, without repeats.
-func mergeEvents(a, b []storage.AuditEvent) []storage.AuditEvent {
-	seen := map[string]bool{}
-	var out []storage.AuditEvent
-	for _, e := range append(a, b...) {
-		if !seen[e.ID] {
-			seen[e.ID] = true
-			out = append(out, e)
-		}
-	}
-	slices.SortStableFunc(out, func(x, y storage.AuditEvent) int { return x.At.Compare(y.At) })
-	return out
 }
 
 type auditJSON struct {

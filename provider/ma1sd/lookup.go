@@ -73,7 +73,7 @@ func (s *Service) directorySearch(ctx context.Context, body []byte) (int, any) {
 	}
 	if err != nil {
 		s.opts.Logger.Error("directory search failed", "err", err)
-		return http.StatusOK, directoryAnswer{Limited: true, Results: []directoryResult{}}
+		return emptyDirectory()
 	}
 	out := empty
 	for _, u := range users {

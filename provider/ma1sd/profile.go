@@ -35,14 +35,14 @@ func (s *Service) profile(ctx context.Context, body []byte, answer func(storage.
 		return badJSON("localpart, domain and mxid must be strings").answer()
 	}
 	if *req.MXID != "@"+*req.Localpart+":"+*req.Domain || !s.ours(*req.Localpart, *req.Domain) {
-		return http.StatusOK, noProfile
+		return noProfileAnswer()
 	}
 	u, err := s.users.UserByUsername(ctx, *req.Localpart)
 	if errors.Is(err, storage.ErrNotFound) {
-		return http.StatusOK, noProfile
+		return noProfileAnswer()
 	}
 	if err == nil && u.Disabled {
-		return http.StatusOK, noProfile
+		return noProfileAnswer()
 	}
 	var p map[string]any
 	if err == nil {
@@ -50,7 +50,7 @@ func (s *Service) profile(ctx context.Context, body []byte, answer func(storage.
 	}
 	if err != nil {
 		s.opts.Logger.Error("profile lookup failed", "err", err)
-		return http.StatusOK, noProfile
+		return noProfileAnswer()
 	}
 	return http.StatusOK, map[string]map[string]any{"profile": p}
 }

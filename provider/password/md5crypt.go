@@ -57,29 +57,8 @@ func md5CryptChecksum(pw, salt []byte) []byte {
 			d.Write(pw[:1])
 		}
 	}
-	c := d.Sum(nil)
-
 	// 1000 rounds, each of the previous digest with password and salt.
-	for i := range 1000 {
-		d.Reset()
-		if i%2 == 1 {
-			d.Write(pw)
-		} else {
-			d.Write(c)
-		}
-		if i%3 != 0 {
-			d.Write(salt)
-		}
-		if i%7 != 0 {
-			d.Write(pw)
-		}
-		if i%2 == 1 {
-			d.Write(c)
-		} else {
-			d.Write(pw)
-		}
-		c = d.Sum(c[:0])
-	}
+	c := cryptRounds(d, d.Sum(nil), pw, salt, 1000)
 
 	out := make([]byte, 0, 22)
 	for _, g := range [][]int{{0, 6, 12}, {1, 7, 13}, {2, 8, 14}, {3, 9, 15}, {4, 10, 5}, {11}} {

@@ -135,8 +135,20 @@ func (v shaCryptVariant) checksum(pw, salt []byte, rounds int) []byte {
 	sp := stretch(d.Sum(nil), len(salt))
 
 	// The rounds, each a digest of the previous one mixed with P and S.
-	c := make([]byte, 0, size)
-	c = append(c, a...)
+	c := cryptRounds(d, append(make([]byte, 0, size), a...), p, sp, rounds)
+
+	out := make([]byte, 0, (size*8+5)/6)
+	for _, g := range v.order {
+		out = encodeGroup(out, c, g)
+	}
+	return out
+}
+
+// stretch repeats sum until it is n bytes long (or cuts it to n).
+// cryptRounds is the loop of PHK's MD5-crypt, which SHA-crypt kept: each
+// round digests the previous result c with the password p and the salt s,
+// in an order set by the round's number. d is reset for every round.
+func cryptRounds(d hash.Hash, c, p, s []byte, rounds int) []byte {
 	for i := range rounds {
 		d.Reset()
 		if i%2 == 1 {
@@ -145,7 +157,7 @@ func (v shaCryptVariant) checksum(pw, salt []byte, rounds int) []byte {
 			d.Write(c)
 		}
 		if i%3 != 0 {
-			d.Write(sp)
+			d.Write(s)
 		}
 		if i%7 != 0 {
 			d.Write(p)
@@ -157,15 +169,9 @@ func (v shaCryptVariant) checksum(pw, salt []byte, rounds int) []byte {
 		}
 		c = d.Sum(c[:0])
 	}
-
-	out := make([]byte, 0, (size*8+5)/6)
-	for _, g := range v.order {
-		out = encodeGroup(out, c, g)
-	}
-	return out
+	return c
 }
 
-// stretch repeats sum until it is n bytes long (or cuts it to n).
 func stretch(sum []byte, n int) []byte {
 	out := make([]byte, 0, n)
 	for len(out) < n {

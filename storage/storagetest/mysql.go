@@ -2,15 +2,10 @@ package storagetest
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -27,57 +22,36 @@ const MySQLEnv = "MXIDP_TEST_MYSQL"
 // MySQLURL returns the mysql:// URL of a new, empty database on the
 // MXIDP_TEST_MYSQL server, dropped when the test ends.
 func MySQLURL(t testing.TB) string {
-	t.Helper()
-	server := os.Getenv(MySQLEnv)
-	if server == "" {
-		if os.Getenv(RequiredEnv) == "1" {
-			t.Fatalf("%s is not set but %s=1: start MariaDB (make test does, with .ci/with-mariadb) or unset %s", MySQLEnv, RequiredEnv, RequiredEnv)
-		}
-		t.Skipf("MySQL/MariaDB tests skipped: %s is not set (make test sets it with .ci/with-mariadb)", MySQLEnv)
-	}
-	admin := openMySQL(t, server)
-	defer admin.Close()
-
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "mxidp_test_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	// WordPress's own character set and collation.
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci"); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		admin := openMySQL(t, server)
-		defer admin.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-		}
+	return throwawayDatabase(t, testServer{
+		env: MySQLEnv, what: "MySQL/MariaDB", starts: "make test does, with .ci/with-mariadb",
+		open: openMySQLDB,
+		// WordPress's own character set and collation.
+		create: "CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_520_ci",
+		drop:   "DROP DATABASE IF EXISTS %s",
 	})
-
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatalf("parse %s: %v", MySQLEnv, err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // openMySQL opens a writable pool on a mysql:// URL (storage opens
 // MySQL read-only only).
 func openMySQL(t testing.TB, rawURL string) *sql.DB {
 	t.Helper()
-	cfg, err := storage.MySQLConfig(rawURL)
+	db, err := openMySQLDB(rawURL)
 	if err != nil {
 		t.Fatalf("%s: %v", MySQLEnv, err)
+	}
+	return db
+}
+
+func openMySQLDB(rawURL string) (*sql.DB, error) {
+	cfg, err := storage.MySQLConfig(rawURL)
+	if err != nil {
+		return nil, err
 	}
 	c, err := mysql.NewConnector(cfg)
 	if err != nil {
-		t.Fatalf("%s: %v", MySQLEnv, err)
+		return nil, err
 	}
-	return sql.OpenDB(c)
+	return sql.OpenDB(c), nil
 }
 
 // A WordPress-shaped platform database: wp_users and wp_usermeta as

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,44 +59,59 @@ func Open(t testing.TB, backend string, opts storage.Options) *storage.Store {
 }
 
 func postgresURL(t testing.TB) string {
+	return throwawayDatabase(t, testServer{
+		env: PostgresEnv, what: "PostgreSQL", starts: "make test does",
+		open: func(url string) (*sql.DB, error) { return sql.Open("pgx", url) },
+		// FORCE ends sessions a test left open.
+		create: "CREATE DATABASE %s", drop: "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+	})
+}
+
+// testServer is a database server, named by an environment variable, on
+// which tests make databases of their own.
+type testServer struct {
+	env, what, starts string // the variable, the server's name, who sets the variable
+	open              func(url string) (*sql.DB, error)
+	create, drop      string // statements, %s the database's name
+}
+
+// throwawayDatabase makes a database named mxidp_test_… on the server,
+// dropped when the test ends, and returns its URL. Without the server the
+// test is skipped, or fails where RequiredEnv asks for a complete suite.
+func throwawayDatabase(t testing.TB, srv testServer) string {
 	t.Helper()
-	server := os.Getenv(PostgresEnv)
+	server := os.Getenv(srv.env)
 	if server == "" {
 		if os.Getenv(RequiredEnv) == "1" {
-			t.Fatalf("%s is not set but %s=1: start PostgreSQL (make test does) or unset %s", PostgresEnv, RequiredEnv, RequiredEnv)
+			t.Fatalf("%s is not set but %s=1: start %s (%s) or unset %s", srv.env, RequiredEnv, srv.what, srv.starts, RequiredEnv)
 		}
-		t.Skipf("PostgreSQL tests skipped: %s is not set (make test sets it)", PostgresEnv)
+		t.Skipf("%s tests skipped: %s is not set (%s)", srv.what, srv.env, srv.starts)
 	}
-	admin, err := sql.Open("pgx", server)
-	if err != nil {
-		t.Fatalf("open %s: %v", PostgresEnv, err)
-	}
-	defer admin.Close()
-
 	b := make([]byte, 6)
 	rand.Read(b)
 	name := "mxidp_test_" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		admin, err := sql.Open("pgx", server)
+	run := func(stmt string) error {
+		admin, err := srv.open(server)
 		if err != nil {
-			return
+			return err
 		}
 		defer admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		_, err = admin.ExecContext(ctx, fmt.Sprintf(stmt, name))
+		return err
+	}
+	if err := run(srv.create); err != nil {
+		t.Fatalf("create test database on %s: %v", srv.env, err)
+	}
+	t.Cleanup(func() {
+		if err := run(srv.drop); err != nil {
 			t.Logf("drop test database %s: %v", name, err)
 		}
 	})
-
 	u, err := url.Parse(server)
 	if err != nil {
-		t.Fatalf("parse %s: %v", PostgresEnv, err)
+		t.Fatalf("parse %s: %v", srv.env, err)
 	}
 	u.Path = "/" + name
 	return u.String()
