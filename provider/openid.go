@@ -479,6 +479,11 @@ func (o *OpenID) KeySet(context.Context) ([]op.Key, error) {
 // GetClientByClientID returns a registered client.
 func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := o.client(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Some of the library's grants pass this error on as it is: an
+		// unknown client must be invalid_client there too, not a 500.
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
+	}
 	if err != nil {
 		return nil, err
 	}
