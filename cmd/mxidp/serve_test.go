@@ -30,8 +30,15 @@ var (
 
 // binary builds mxidp once per test run, so that serve is tested as
 // operators run it: a separate process, signals and all.
+//
+// MXIDP_TEST_BINARY names a binary built elsewhere instead: the attack
+// tests are run that way against an older build to show that they fail
+// without the defence they test.
 func binary(t *testing.T) string {
 	t.Helper()
+	if prebuilt := os.Getenv("MXIDP_TEST_BINARY"); prebuilt != "" {
+		return prebuilt
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "mxidp-bin")
 		if err != nil {
