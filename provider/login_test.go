@@ -83,7 +83,7 @@ func TestUnverifiedEmailIsNoLoginName(t *testing.T) {
 	})
 }
 
-func TestSessionsKeepTheirSidForTheSameUserAndEndForAnother(t *testing.T) {
+func TestEveryLoginRotatesTheSessionAndAnotherUsersEnds(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, a *provider.Accounts) {
 		ctx := context.Background()
 		l := newLogin(a)
@@ -98,9 +98,22 @@ func TestSessionsKeepTheirSidForTheSameUserAndEndForAnother(t *testing.T) {
 			t.Fatalf("Session(cookie) = %+v, %v", got, err)
 		}
 		s2, cookie2, err := l.StartSession(ctx, &s1, alice)
-		if err != nil || s2.ID != s1.ID || cookie2 != "" {
-			t.Errorf("re-login of the same user: sid %s (was %s), new cookie %q, %v", s2.ID, s1.ID, cookie2, err)
+		if err != nil || s2.ID == s1.ID || cookie2 == "" || cookie2 == cookie {
+			t.Fatalf("re-login of the same user: sid %s (was %s), new cookie %q, %v; want a new sid and cookie", s2.ID, s1.ID, cookie2, err)
 		}
+		if _, err := l.Session(ctx, cookie); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the cookie from before the re-login still works: %v", err)
+		}
+		if got, err := l.Session(ctx, cookie2); err != nil || got.ID != s2.ID {
+			t.Errorf("Session(new cookie) = %+v, %v", got, err)
+		}
+		// Ending the new session ends the one it replaced: clients that
+		// know the old sid are told too.
+		ended, err := a.Store.EndSessions(ctx, s2.ID, true)
+		if err != nil || len(ended) != 2 {
+			t.Errorf("ending the rotated session ended %+v, %v; want it and its predecessor", ended, err)
+		}
+		s1, cookie, _ = l.StartSession(ctx, nil, alice)
 		s3, cookie3, err := l.StartSession(ctx, &s1, bob)
 		if err != nil || s3.ID == s1.ID || cookie3 == "" {
 			t.Fatalf("login as another user: %+v, %v", s3, err)

@@ -51,6 +51,12 @@ func NewOP(o *OpenID, secret []byte) (*op.Provider, error) {
 	return op.NewProvider(cfg, o, op.StaticIssuer(o.Issuer), opts...)
 }
 
+// FormKey derives from the instance secret the key of the login pages'
+// CSRF tokens, the same on every instance of a deployment.
+func FormKey(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, "mxidp page forms", 32)
+}
+
 // Discovery returns the discovery document, built once: the issuer is
 // fixed, so it never changes while the process runs.
 func Discovery(p *op.Provider, o *OpenID) ([]byte, error) {

@@ -171,18 +171,41 @@ func AuthRequest(a storage.AuthRequest) op.AuthRequest { return &authRequest{a} 
 // sessionID lets claims find the "sid" of whatever request a token is for.
 func (a *authRequest) sessionID() string { return a.SessionID }
 
-// CreateAuthRequest stores a validated authorization request.
+// browserBindingKey carries the hash of the browser-binding cookie from
+// the web layer into CreateAuthRequest.
+type browserBindingKey struct{}
+
+// WithBrowserBinding returns ctx carrying the SHA-256 of the cookie that
+// binds an authorization request to the browser that sent it.
+func WithBrowserBinding(ctx context.Context, hash string) context.Context {
+	return context.WithValue(ctx, browserBindingKey{}, hash)
+}
+
+// HashBrowserBinding is how a browser-binding cookie is stored.
+func HashBrowserBinding(cookie string) string { return hashSecret(cookie) }
+
+// CreateAuthRequest stores a validated authorization request, bound to
+// the browser that sent it. PKCE is S256 only (plain would let whoever
+// sees the authorization request redeem its code, RFC 7636 §7.2), and a
+// public client must use it, so that its missing PKCE is refused here,
+// before the user logs in, rather than at the token endpoint.
 func (o *OpenID) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
+	if r.CodeChallenge != "" && r.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	}
+	if r.CodeChallenge == "" {
+		if c, err := o.client(ctx, r.ClientID); err == nil && c.Public {
+			return nil, oidc.ErrInvalidRequest().WithDescription("a public client must use PKCE with code_challenge_method S256")
+		}
+	}
+	binding, _ := ctx.Value(browserBindingKey{}).(string)
 	now := o.now()
 	a := storage.AuthRequest{
 		ID: newID(), ClientID: r.ClientID, RedirectURI: r.RedirectURI, Scopes: r.Scopes, State: r.State,
 		Nonce: r.Nonce, ResponseType: string(r.ResponseType), ResponseMode: string(r.ResponseMode),
 		CodeChallenge: r.CodeChallenge, CodeChallengeMethod: string(r.CodeChallengeMethod),
 		Prompt: r.Prompt, LoginHint: r.LoginHint, UILocales: r.UILocales.String(), UserID: userID,
-		CreatedAt: now, ExpiresAt: now.Add(o.Lifetimes.AuthRequest),
-	}
-	if a.CodeChallenge != "" && a.CodeChallengeMethod == "" {
-		a.CodeChallengeMethod = string(oidc.CodeChallengeMethodPlain) // RFC 7636 §4.3 default
+		BrowserHash: binding, CreatedAt: now, ExpiresAt: now.Add(o.Lifetimes.AuthRequest),
 	}
 	if r.MaxAge != nil {
 		m := int64(*r.MaxAge)
@@ -206,17 +229,17 @@ func (o *OpenID) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest
 	return &authRequest{a}, nil
 }
 
-// AuthRequestByCode returns the request a code was issued for. A code that
-// was exchanged already is a replay: every token issued from it is revoked
-// (RFC 6749 §4.1.2) and the exchange fails.
+// AuthRequestByCode returns the request a code was issued for, exchanged
+// already or not. The library looks the code up before it authenticates
+// the client, so a replay is not decided here: an exchanged code reaches
+// issue only after the client authenticated (secret, or PKCE verifier),
+// its consumption conflicts there, and only then is every token issued
+// from it revoked (RFC 6749 §4.1.2). Whoever merely holds a used code
+// cannot make anyone's tokens go.
 func (o *OpenID) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	a, err := o.Store.AuthRequestByCodeHash(ctx, hashSecret(code))
 	if err != nil {
 		return nil, err
-	}
-	if a.Consumed {
-		o.revokeReplay(ctx, a.ID, "authorization code reused")
-		return nil, errors.New("code already exchanged")
 	}
 	return &authRequest{a}, nil
 }
@@ -385,14 +408,13 @@ func WithBrowserSession(ctx context.Context, sid string) context.Context {
 }
 
 // TerminateSessionFromRequest ends the session of an RP-initiated logout:
-// the browser's own session, else the one named by the id_token_hint's sid.
-// The post_logout_redirect_uri was checked against the client's list by the
+// the browser's own session, which the web layer puts into ctx once the
+// id_token_hint named it or the user confirmed. A session named only by a
+// hint is never ended: an ID token is no proof of who sends it. The
+// post_logout_redirect_uri was checked against the client's list by the
 // library; without one the user sees mxidp's logged-out page.
 func (o *OpenID) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
 	sid, _ := ctx.Value(sessionCookieKey{}).(string)
-	if sid == "" && r.IDTokenHintClaims != nil {
-		sid = r.IDTokenHintClaims.SessionID
-	}
 	if sid != "" {
 		if err := o.endSessions(ctx, sid, true); err != nil {
 			return "", err

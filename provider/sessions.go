@@ -8,23 +8,19 @@ import (
 	"github.com/mxidp/mxidp/storage"
 )
 
-// SessionCookie is the name of the browser-session cookie.
+// SessionCookie is the name of the browser-session cookie (with the
+// __Host- prefix under https, see web).
 const SessionCookie = "mxidp_session"
 
-// StartSession records that a browser authenticated u now. A browser that
-// already had a session of the same user keeps its sid (with a fresh
-// authentication time); a session of another user is ended first. It
-// returns the new cookie value ("" when the old cookie stays valid).
+// StartSession records that a browser authenticated u now, always as a
+// new session with a new cookie and a new sid, so that a cookie known
+// before the login (planted, or read off a shared machine) is worth
+// nothing after it. A session of the same user that the browser held is
+// retired into the new one (its clients are told of the logout when the
+// new session ends); a session of another user is ended first.
 func (l *Login) StartSession(ctx context.Context, current *storage.Session, u storage.User) (storage.Session, string, error) {
 	now := l.now()
-	if current != nil && current.UserID == u.ID {
-		if err := l.Store.TouchSession(ctx, current.ID, now); err != nil {
-			return storage.Session{}, "", err
-		}
-		current.AuthTime = now
-		return *current, "", nil
-	}
-	if current != nil && l.OpenID != nil {
+	if current != nil && current.UserID != u.ID && l.OpenID != nil {
 		if err := l.OpenID.endSessions(ctx, current.ID, true); err != nil {
 			return storage.Session{}, "", err
 		}
@@ -32,7 +28,13 @@ func (l *Login) StartSession(ctx context.Context, current *storage.Session, u st
 	cookie := newSecret()
 	s := storage.Session{ID: newID(), TokenHash: hashSecret(cookie), UserID: u.ID, AuthTime: now,
 		CreatedAt: now, ExpiresAt: now.Add(l.Lifetimes.Session)}
-	if err := l.Store.CreateSession(ctx, s); err != nil {
+	var err error
+	if current != nil && current.UserID == u.ID {
+		err = l.Store.ReplaceSession(ctx, current.ID, s)
+	} else {
+		err = l.Store.CreateSession(ctx, s)
+	}
+	if err != nil {
 		return storage.Session{}, "", err
 	}
 	return s, cookie, nil

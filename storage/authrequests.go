@@ -27,6 +27,10 @@ type AuthRequest struct {
 	MaxAge              *int64 // seconds; nil when the client set none
 	LoginHint           string
 	UILocales           string
+	// BrowserHash is the SHA-256 of the browser-binding cookie of the
+	// browser that started the request; only that browser may log in for
+	// it, consent to it and receive its code.
+	BrowserHash string
 
 	// Set when the user has logged in.
 	UserID    string
@@ -42,7 +46,7 @@ type AuthRequest struct {
 }
 
 const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, response_type, response_mode,
-	code_challenge, code_challenge_method, prompt, max_age, login_hint, ui_locales,
+	code_challenge, code_challenge_method, prompt, max_age, login_hint, ui_locales, browser_hash,
 	user_id, session_id, auth_time, amr, done, code_expires_at, consumed, created_at, expires_at`
 
 func scanAuthRequest(row interface{ Scan(...any) error }) (AuthRequest, error) {
@@ -51,7 +55,7 @@ func scanAuthRequest(row interface{ Scan(...any) error }) (AuthRequest, error) {
 	var maxAge sql.NullInt64
 	var authTime, codeExp, created, expires int64
 	err := row.Scan(&a.ID, &a.ClientID, &a.RedirectURI, &scopes, &a.State, &a.Nonce, &a.ResponseType, &a.ResponseMode,
-		&a.CodeChallenge, &a.CodeChallengeMethod, &prompt, &maxAge, &a.LoginHint, &a.UILocales,
+		&a.CodeChallenge, &a.CodeChallengeMethod, &prompt, &maxAge, &a.LoginHint, &a.UILocales, &a.BrowserHash,
 		&a.UserID, &a.SessionID, &authTime, &amr, &a.Done, &codeExp, &a.Consumed, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AuthRequest{}, ErrNotFound
@@ -86,11 +90,11 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a AuthRequest) error {
 	}
 	_, err := s.exec(ctx, nil, `INSERT INTO auth_requests (id, client_id, redirect_uri, scopes, state, nonce,
 		response_type, response_mode, code_challenge, code_challenge_method, prompt, max_age, login_hint, ui_locales,
-		user_id, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		browser_hash, user_id, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		a.ID, a.ClientID, a.RedirectURI, joinList(a.Scopes), a.State, a.Nonce, a.ResponseType, a.ResponseMode,
 		a.CodeChallenge, a.CodeChallengeMethod, joinList(a.Prompt), maxAge, a.LoginHint, a.UILocales,
-		a.UserID, unix(a.CreatedAt), unix(a.ExpiresAt))
+		a.BrowserHash, a.UserID, unix(a.CreatedAt), unix(a.ExpiresAt))
 	return s.wrapWrite(err, "create auth request")
 }
 
@@ -107,19 +111,22 @@ func (s *Store) AuthRequestByCodeHash(ctx context.Context, codeHash string) (Aut
 		`SELECT `+authRequestColumns+` FROM auth_requests WHERE code_hash = $1 AND code_expires_at > $2`, codeHash, unix(s.now())))
 }
 
-// CompleteAuthRequest records who logged in for a pending request.
+// CompleteAuthRequest records who logged in for a pending request. Once
+// its code is issued, a request can no longer change hands.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID, sessionID string, authTime time.Time, amr []string) error {
 	res, err := s.exec(ctx, nil, `UPDATE auth_requests SET user_id = $2, session_id = $3, auth_time = $4, amr = $5, done = TRUE
-		WHERE id = $1 AND NOT consumed AND expires_at > $6`,
+		WHERE id = $1 AND NOT consumed AND code_hash IS NULL AND expires_at > $6`,
 		id, userID, sessionID, unix(authTime), joinList(amr), unix(s.now()))
 	return oneRow(res, err, "complete auth request")
 }
 
 // SaveAuthCode stores the hash of the code issued for a completed request.
-// A request whose code was exchanged gets no new one.
+// A request gets at most one code, ever: a second call finds no row
+// (ErrNotFound), so a request cannot be made to mint codes for whoever
+// asks again.
 func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expires time.Time) error {
 	res, err := s.exec(ctx, nil, `UPDATE auth_requests SET code_hash = $2, code_expires_at = $3
-		WHERE id = $1 AND done AND NOT consumed AND expires_at > $4`, id, codeHash, unix(expires), unix(s.now()))
+		WHERE id = $1 AND done AND NOT consumed AND code_hash IS NULL AND expires_at > $4`, id, codeHash, unix(expires), unix(s.now()))
 	return oneRow(res, err, "save auth code")
 }
 

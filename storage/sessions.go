@@ -73,21 +73,19 @@ func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]
 	}
 	var ended []EndedSession
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := s.query(ctx, tx, `SELECT id, user_id FROM sessions WHERE `+column+` = $1`+s.dialect.forUpdate, key)
+		found, err := s.sessionsWhere(ctx, tx, column+" = $1", key)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var e EndedSession
-			if err := rows.Scan(&e.ID, &e.UserID); err != nil {
-				rows.Close()
+		ended = found
+		// A session's predecessors (replaced by later logins in the same
+		// browser) end with it: their clients know them by their own sid.
+		for i := 0; bySession && i < len(ended); i++ {
+			found, err := s.sessionsWhere(ctx, tx, "successor_id = $1", ended[i].ID)
+			if err != nil {
 				return err
 			}
-			ended = append(ended, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+			ended = append(ended, found...)
 		}
 		now := unix(s.now())
 		for _, e := range ended {
@@ -118,6 +116,43 @@ func (s *Store) EndSessions(ctx context.Context, key string, bySession bool) ([]
 		return nil, fmt.Errorf("end sessions: %w", err)
 	}
 	return ended, nil
+}
+
+func (s *Store) sessionsWhere(ctx context.Context, tx *sql.Tx, cond, arg string) ([]EndedSession, error) {
+	rows, err := s.query(ctx, tx, `SELECT id, user_id FROM sessions WHERE `+cond+s.dialect.forUpdate, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []EndedSession
+	for rows.Next() {
+		var e EndedSession
+		if err := rows.Scan(&e.ID, &e.UserID); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ReplaceSession stores next, a new login in the browser that held the
+// session old, and retires old in the same transaction: old's cookie stops
+// working at once (so a cookie planted or stolen before the login is
+// worth nothing after it), and old is ended together with next, so that
+// the clients that know old's sid still hear of the logout.
+func (s *Store) ReplaceSession(ctx context.Context, old string, next Session) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `INSERT INTO sessions (id, token_hash, user_id, auth_time, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+			next.ID, next.TokenHash, next.UserID, unix(next.AuthTime), unix(next.CreatedAt), unix(next.ExpiresAt)); err != nil {
+			return s.wrapWrite(err, "create session")
+		}
+		// "replaced:" cannot be the SHA-256 (base64url) of any cookie.
+		// It lives as long as its successor, which ends it.
+		res, err := s.exec(ctx, tx, `UPDATE sessions SET successor_id = $2, token_hash = 'replaced:' || id, expires_at = $3
+			WHERE id = $1 AND successor_id = ''`, old, next.ID, unix(next.ExpiresAt))
+		return oneRow(res, err, "retire session")
+	})
 }
 
 // TouchSession records a new authentication time for a session.

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -16,11 +18,21 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// The login and consent pages of an authorization request, and the CSRF
-// protection of their forms.
+// The login and consent pages of an authorization request, and the
+// binding that keeps a request to the browser that started it.
+//
+// The attack this file is built against: someone who starts a login at a
+// client (Synapse's SSO, say) in their own browser and gets a signed-in
+// victim to open the login link must not receive a code for the victim.
+// So /authorize sets a browser-binding cookie and stores its hash with the
+// request; the login page, the consent page and the callback serve only
+// the browser that holds it; the callback also wants the session that
+// completed the request; and a request yields one code, ever. The forms'
+// CSRF tokens are an HMAC over the request and that cookie, so a value an
+// attacker plants in a cookie cannot be paired with a form of their own.
 
-// csrfCookie holds the double-submit token of the login form.
-const csrfCookie = "mxidp_csrf"
+// bindingCookie names the browser-binding cookie (see cookieName).
+const bindingCookie = "mxidp_browser"
 
 type loginForm struct {
 	page
@@ -34,7 +46,7 @@ type loginForm struct {
 // prompt=none without a usable session.
 func (h *openIDRoutes) loginPage(w http.ResponseWriter, r *http.Request) {
 	a, ok := h.authRequest(w, r, r.URL.Query().Get("id"))
-	if !ok {
+	if !ok || !h.sameBrowser(w, r, a) {
 		return
 	}
 	if sess, err := h.Login.Session(r.Context(), h.sessionCookie(r)); err == nil && h.Login.SatisfiedBy(a, sess) {
@@ -53,7 +65,7 @@ func (h *openIDRoutes) loginPage(w http.ResponseWriter, r *http.Request) {
 func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, status int, username, problem string, remember bool) {
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("login.title")
-	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.csrfToken(w, r),
+	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.requestToken(r, a),
 		Username: username, ClientName: h.clientName(r, a.ClientID), Error: problem, Remember: remember}
 	renderWithFormTarget(w, status, "login.html", form, origin(a.RedirectURI))
 }
@@ -83,9 +95,10 @@ func origin(uri string) string {
 }
 
 // postedForm reads a form about a pending authorization request (the
-// login and consent forms): size-capped, its request still pending, its
-// CSRF token matching the browser's. Otherwise the user gets a page saying
-// what went wrong and false.
+// login and consent forms): size-capped, its request still pending and
+// started in this browser, its CSRF token the one made for this request
+// and this browser. Otherwise the user gets a page saying what went wrong
+// and false.
 func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
@@ -93,10 +106,10 @@ func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request) (stora
 		return storage.AuthRequest{}, false
 	}
 	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
-	if !ok {
-		return a, false
+	if !ok || !h.sameBrowser(w, r, a) {
+		return storage.AuthRequest{}, false
 	}
-	if !h.csrfValid(r) {
+	if !h.requestTokenValid(r, a) {
 		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.form.title", "error.csrf.text")
 		return storage.AuthRequest{}, false
 	}
@@ -138,16 +151,13 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, "start session", err)
 		return
 	}
-	if cookie != "" {
-		c := &http.Cookie{Name: provider.SessionCookie, Value: cookie, Path: h.cookiePath,
-			HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteLaxMode}
-		if remember {
-			// "Keep me signed in": the cookie outlives the browser, as long
-			// as the session; otherwise it ends when the browser closes.
-			c.Expires = sess.ExpiresAt
-		}
-		http.SetCookie(w, c)
+	c := h.cookie(provider.SessionCookie, cookie, http.SameSiteLaxMode)
+	if remember {
+		// "Keep me signed in": the cookie outlives the browser, as long
+		// as the session; otherwise it ends when the browser closes.
+		c.Expires = sess.ExpiresAt
 	}
+	http.SetCookie(w, c)
 	h.complete(w, r, a, sess)
 }
 
@@ -203,7 +213,7 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 	}
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("consent.title")
-	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.csrfToken(w, r), ClientName: displayName(c), Username: u.Username}
+	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.requestToken(r, a), ClientName: displayName(c), Username: u.Username}
 	for _, scope := range a.Scopes {
 		if _, known := catalogues["en"]["consent.scope."+scope]; known {
 			form.Scopes = append(form.Scopes, "consent.scope."+scope)
@@ -261,31 +271,151 @@ func (h *openIDRoutes) internalError(w http.ResponseWriter, r *http.Request, wha
 }
 
 func (h *openIDRoutes) sessionCookie(r *http.Request) string {
-	c, err := r.Cookie(provider.SessionCookie)
+	c, err := r.Cookie(h.cookieName(provider.SessionCookie))
 	if err != nil {
 		return ""
 	}
 	return c.Value
 }
 
-// csrfToken returns the browser's double-submit token, setting it first
-// when the browser has none.
-func (h *openIDRoutes) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
+// cookieName gives mxidp's cookies the __Host- prefix under https: the
+// browser then keeps them to this exact host and path "/", and no sibling
+// subdomain can set or overwrite them (RFC 6265bis §4.1.3.2).
+func (h *openIDRoutes) cookieName(base string) string {
+	if h.secureCookies {
+		return "__Host-" + base
+	}
+	return base
+}
+
+// cookie is one of mxidp's cookies: HttpOnly, Secure under https, and
+// scoped to the issuer's path (to "/" with the __Host- prefix).
+func (h *openIDRoutes) cookie(base, value string, sameSite http.SameSite) *http.Cookie {
+	path := h.cookiePath
+	if h.secureCookies {
+		path = "/"
+	}
+	return &http.Cookie{Name: h.cookieName(base), Value: value, Path: path,
+		HttpOnly: true, Secure: h.secureCookies, SameSite: sameSite}
+}
+
+// browserBinding returns the browser's binding cookie, setting a new one
+// first when the browser has none. It is SameSite=Lax: a client's
+// redirect to /authorize is a top-level navigation from another site.
+func (h *openIDRoutes) browserBinding(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(h.cookieName(bindingCookie)); err == nil && validSecret(c.Value) {
 		return c.Value
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
-	token := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: h.cookiePath,
-		HttpOnly: true, Secure: h.secureCookies, SameSite: http.SameSiteStrictMode})
-	return token
+	value := base64.RawURLEncoding.EncodeToString(b)
+	http.SetCookie(w, h.cookie(bindingCookie, value, http.SameSiteLaxMode))
+	return value
 }
 
-// csrfValid requires the form's token to equal the cookie's: another site
-// can make a browser send the cookie but cannot read it to fill the form.
-func (h *openIDRoutes) csrfValid(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
-	form := r.PostForm.Get("csrf")
-	return err == nil && len(c.Value) >= 32 && subtle.ConstantTimeCompare([]byte(c.Value), []byte(form)) == 1
+// validSecret accepts what newSecret-like generators make: 43 base64url
+// characters (256 bits).
+func validSecret(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(v)
+	return err == nil
+}
+
+// boundTo reports whether r comes from the browser that started a.
+func (h *openIDRoutes) boundTo(r *http.Request, a storage.AuthRequest) (string, bool) {
+	c, err := r.Cookie(h.cookieName(bindingCookie))
+	if err != nil || !validSecret(c.Value) || a.BrowserHash == "" {
+		return "", false
+	}
+	got := provider.HashBrowserBinding(c.Value)
+	return c.Value, subtle.ConstantTimeCompare([]byte(got), []byte(a.BrowserHash)) == 1
+}
+
+// sameBrowser lets a request through only in the browser that started it.
+// Anyone else (a victim sent the link of someone else's login) learns what
+// happened and is offered to start again at the client; the request stays
+// as it was, so it can never be completed for another browser.
+func (h *openIDRoutes) sameBrowser(w http.ResponseWriter, r *http.Request, a storage.AuthRequest) bool {
+	if _, ok := h.boundTo(r, a); ok {
+		return true
+	}
+	h.Login.Logger.Info("authorization request opened in a browser that did not start it",
+		"client_id", a.ClientID, "request_id", w.Header().Get(requestIDHeader))
+	p := h.page(r, a.UILocales)
+	name := h.clientName(r, a.ClientID)
+	p.Title = p.T("error.otherbrowser.title")
+	render(w, http.StatusForbidden, "message.html", message{page: p, Text: p.Tf("error.otherbrowser.text", name),
+		Link: origin(a.RedirectURI), LinkText: p.Tf("error.otherbrowser.link", name),
+		RequestID: w.Header().Get(requestIDHeader), Alert: true})
+	return false
+}
+
+// formMAC is the HMAC of the instance's form key over a purpose and its
+// parts, base64url: the CSRF token of a form.
+func (h *openIDRoutes) formMAC(purpose string, parts ...string) string {
+	m := hmac.New(sha256.New, h.formKey)
+	m.Write([]byte(purpose))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// requestToken is the CSRF token of the login and consent forms of a:
+// bound to the request and to this browser's binding cookie.
+func (h *openIDRoutes) requestToken(r *http.Request, a storage.AuthRequest) string {
+	binding, _ := h.boundTo(r, a)
+	return h.formMAC("authorization request form", a.ID, binding)
+}
+
+func (h *openIDRoutes) requestTokenValid(r *http.Request, a storage.AuthRequest) bool {
+	binding, ok := h.boundTo(r, a)
+	return ok && hmacEqual(r.PostForm.Get("csrf"), h.formMAC("authorization request form", a.ID, binding))
+}
+
+// hmacEqual compares a posted token with the expected one in constant time.
+func hmacEqual(posted, want string) bool { return hmac.Equal([]byte(posted), []byte(want)) }
+
+// callback guards the library's callback, which issues the code: only the
+// browser that started the request, holding the session that completed
+// it, gets a code, and only once. Everything else gets a page, and a
+// request that is not completed yet goes back to its login page.
+func (h *openIDRoutes) callback(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	a, err := h.Login.Store.AuthRequestByID(r.Context(), id)
+	if err == nil && a.Consumed {
+		err = storage.ErrNotFound
+	}
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || id == "":
+		// Unauthenticated noise as often as a real user's stale tab.
+		h.Login.Logger.Info("callback for an unknown or finished authorization request", "request_id", w.Header().Get(requestIDHeader))
+		messagePage(w, h.page(r, ""), http.StatusNotFound, "error.expired.title", "error.expired.text")
+		return
+	case err != nil:
+		h.internalError(w, r, "load auth request", err)
+		return
+	}
+	if !h.sameBrowser(w, r, a) {
+		return
+	}
+	if !a.Done {
+		http.Redirect(w, r, h.Issuer+provider.LoginPath+"?id="+url.QueryEscape(a.ID), http.StatusFound)
+		return
+	}
+	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
+	if err != nil || subtle.ConstantTimeCompare([]byte(s.ID), []byte(a.SessionID)) != 1 {
+		h.Login.Logger.Info("callback without the session that completed the request", "client_id", a.ClientID,
+			"request_id", w.Header().Get(requestIDHeader))
+		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.expired.title", "error.expired.text")
+		return
+	}
+	if !a.CodeExpiresAt.IsZero() {
+		messagePage(w, h.page(r, a.UILocales), http.StatusNotFound, "error.expired.title", "error.expired.text")
+		return
+	}
+	h.OP.ServeHTTP(w, r)
 }

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"crypto/rand"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -22,6 +24,10 @@ type OpenID struct {
 	Branding  Branding
 	// TrustedProxies may name the client in X-Forwarded-For (see clientAddr).
 	TrustedProxies []netip.Prefix
+	// FormKey keys the CSRF tokens of the pages' forms; every instance of
+	// a deployment needs the same one. Empty means a random key for this
+	// process alone.
+	FormKey []byte
 }
 
 // openIDRoutes mounts the OpenID provider: discovery and userinfo served
@@ -31,6 +37,7 @@ type openIDRoutes struct {
 	OpenID
 	secureCookies bool
 	cookiePath    string
+	formKey       []byte
 }
 
 func mountOpenID(r chi.Router, o OpenID) {
@@ -39,7 +46,11 @@ func mountOpenID(r chi.Router, o OpenID) {
 	if path == "" {
 		path = "/"
 	}
-	h := &openIDRoutes{OpenID: o, secureCookies: u.Scheme == "https", cookiePath: path}
+	h := &openIDRoutes{OpenID: o, secureCookies: u.Scheme == "https", cookiePath: path, formKey: o.FormKey}
+	if len(h.formKey) == 0 {
+		h.formKey = make([]byte, 32)
+		rand.Read(h.formKey)
+	}
 	r.Get(oidc.DiscoveryEndpoint, h.discovery)
 	r.Get("/userinfo", h.userinfo)
 	r.Post("/userinfo", h.userinfo)
@@ -55,6 +66,7 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.HandleFunc("/end_session", h.endSession)
 	r.Post(logoutPath, h.logoutSubmit)
 	r.HandleFunc("/authorize", h.authorize)
+	r.Get("/authorize/callback", h.callback)
 	// Its callback, token, introspection and revocation.
 	r.NotFound(o.OP.ServeHTTP)
 	r.MethodNotAllowed(o.OP.ServeHTTP)
@@ -107,7 +119,26 @@ func (h *openIDRoutes) page(r *http.Request, uiLocales string) page {
 // redirect URI: never redirected, synapse-oidc.md A3), it answers with a
 // bare text; the user gets mxidp's error page instead, with that text as
 // the detail for the administrators.
+//
+// Before the library sees it, a request is bounded (every parameter it
+// stores has a cap, so an unauthenticated caller cannot fill the database)
+// and bound to the browser: the request's row holds the hash of the
+// browser-binding cookie set here.
 func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	problem := "the request could not be read"
+	if err := r.ParseForm(); err == nil {
+		problem = oversizedParameter(r.Form)
+	}
+	if problem != "" {
+		p := h.page(r, "")
+		p.Title = p.T("error.request.title")
+		render(w, http.StatusBadRequest, "message.html", message{page: p, Text: p.T("error.request.text"),
+			Detail: problem, RequestID: w.Header().Get(requestIDHeader), Alert: true})
+		return
+	}
+	binding := h.browserBinding(w, r)
+	r = r.WithContext(provider.WithBrowserBinding(r.Context(), provider.HashBrowserBinding(binding)))
 	cw := &plainErrorCatcher{ResponseWriter: w}
 	h.OP.ServeHTTP(cw, r)
 	if cw.caught {
@@ -116,6 +147,40 @@ func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusBadRequest, "message.html", message{page: p, Text: p.T("error.request.text"),
 			Detail: strings.TrimSpace(cw.body.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
 	}
+}
+
+// authorizeParamCaps bounds, in bytes, the authorization request's
+// parameters that are stored or shown; any other parameter is bounded by
+// maxAuthorizeParam. The caps leave room for every real client: state and
+// nonce are opaque values of a few dozen bytes in practice.
+var authorizeParamCaps = map[string]int{
+	"state": 2048, "nonce": 2048, "login_hint": 256, "ui_locales": 64, "scope": 1024,
+	"redirect_uri": 2048, "client_id": 256, "code_challenge": 128, "code_challenge_method": 16,
+	"response_type": 64, "response_mode": 32, "prompt": 64, "max_age": 16, "id_token_hint": 8192,
+}
+
+const maxAuthorizeParam = 2048
+
+// oversizedParameter names the first parameter over its cap, or "".
+func oversizedParameter(form url.Values) string {
+	for name, values := range form {
+		limit, known := authorizeParamCaps[name]
+		if !known {
+			limit = maxAuthorizeParam
+		}
+		if len(values) > 1 && known {
+			return "the parameter " + name + " is given more than once"
+		}
+		for _, v := range values {
+			if len(v) > limit {
+				if !known {
+					return "a parameter is longer than " + strconv.Itoa(limit) + " bytes"
+				}
+				return "the parameter " + name + " is longer than " + strconv.Itoa(limit) + " bytes"
+			}
+		}
+	}
+	return ""
 }
 
 // plainErrorCatcher holds back a plain-text 4xx answer so that a page can

@@ -90,6 +90,7 @@ func renderWithFormTarget(w http.ResponseWriter, status int, name string, data a
 type message struct {
 	page
 	Text, Detail, RequestID string
+	Link, LinkText          string // a way onward, when there is one
 	Alert                   bool
 }
 

@@ -502,14 +502,16 @@ func TestBrowserLoginFormWithoutCSRFIsRefusedAndThePageIsNotFramed(t *testing.T)
 		_, u = authURL(cfg)
 		b.do("authorize again", chromedp.Navigate(u), chromedp.WaitVisible(chromedp.CSS("#password")))
 
-		// Framing: the headers of the login page...
+		// Framing: the headers of the login page (fetched without the
+		// browser's cookies, it is the page for another browser: the
+		// same headers)...
 		loginURL := eval[string](b, `location.href`)
 		resp, err := http.Get(loginURL)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusOK ||
+		if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusForbidden ||
 			!strings.Contains(csp, "frame-ancestors 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
 			t.Errorf("login page %d, Content-Security-Policy %q, X-Frame-Options %q; want frame-ancestors 'none' and DENY",
 				resp.StatusCode, csp, resp.Header.Get("X-Frame-Options"))

@@ -168,9 +168,13 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	if svc.platform != nil {
 		db = bothDatabases{store, svc.platform}
 	}
+	formKey, err := provider.FormKey(secret)
+	if err != nil {
+		return fail(err)
+	}
 	svc.handler = web.NewHandler(web.Deps{DB: db, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
-		Branding: branding, TrustedProxies: trusted,
+		Branding: branding, TrustedProxies: trusted, FormKey: formKey,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }

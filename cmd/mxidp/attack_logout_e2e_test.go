@@ -1,0 +1,107 @@
+package main
+
+// Attacks on the logout door (end_session and its confirmation page) and
+// on the replay handling of the token endpoint, against a started mxidp on
+// every backend.
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+)
+
+// Logout CSRF: another site sends the victim's browser to end_session
+// with an ID token of the attacker's own (valid, or garbage). The victim's
+// session must survive, with a confirmation page instead, and the session
+// cookie must stay; the victim's own hint still logs out at once.
+func TestEndSessionWithAHintForAnotherSessionAsksFirst(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		c := e.addClient("synapse", "--post-logout-redirect-uri", "http://127.0.0.1:9/synapse/logged-out")
+		cfg := e.config(c, oauth2.AuthStyleInHeader)
+		victim := newBrowser(t)
+		mine := e.exchange(cfg, e.authorize(victim, cfg))
+		attacker := newBrowser(t)
+		theirs := e.exchange(cfg, e.authorize(attacker, cfg))
+		before := cookieOf(victim, e.issuer, "mxidp_session")
+
+		for name, hint := range map[string]string{"another session's ID token": theirs.rawID, "a garbage hint": "garbage." + randomAlnum(20)} {
+			q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {"http://127.0.0.1:9/synapse/logged-out"}}
+			p := victim.get(e.meta.EndSession + "?" + q.Encode())
+			if p.status != http.StatusOK || !strings.Contains(p.body, "Sign out?") {
+				t.Errorf("end_session with %s: %d %q, want the confirmation page", name, p.status, p.location)
+			}
+			if cookieOf(victim, e.issuer, "mxidp_session") != before {
+				t.Errorf("end_session with %s cleared the session cookie", name)
+			}
+			if authorizeShowsForm(victim, cfg, c.redirectURI) {
+				t.Fatalf("end_session with %s ended the victim's session", name)
+			}
+		}
+		e.wantUserinfoOK("the victim's access token after the forged logouts", mine.token.AccessToken)
+
+		// Confirming on that page logs out and then honours the redirect.
+		p := victim.get(e.meta.EndSession + "?" + url.Values{"id_token_hint": {theirs.rawID},
+			"post_logout_redirect_uri": {"http://127.0.0.1:9/synapse/logged-out"}, "state": {"st"}}.Encode())
+		f, ok := parseForm(p, "/logout")
+		if !ok {
+			t.Fatalf("no confirmation form: %s", p.body)
+		}
+		form := url.Values{}
+		for k, v := range f.fields {
+			form.Set(k, v)
+		}
+		req, _ := http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if p := victim.do(req); !strings.HasPrefix(p.location, "http://127.0.0.1:9/synapse/logged-out") || !strings.Contains(p.location, "state=st") {
+			t.Errorf("after confirming: %d %q, want the client's post-logout redirect with its state", p.status, p.location)
+		}
+		if !authorizeShowsForm(victim, cfg, c.redirectURI) {
+			t.Error("the confirmed logout did not end the session")
+		}
+		e.wantUserinfoRefused("the victim's access token after the confirmed logout", mine.token.AccessToken)
+		e.wantUserinfoOK("the attacker's own access token", theirs.token.AccessToken)
+
+		// The browser's own hint (its sub and sid) logs out at once.
+		own := e.exchange(cfg, e.authorize(attacker, cfg))
+		p = attacker.get(e.meta.EndSession + "?" + url.Values{"id_token_hint": {own.rawID}}.Encode())
+		if p.status != http.StatusFound || cookieOf(attacker, e.issuer, "mxidp_session") != "" {
+			t.Errorf("end_session with the browser's own hint: %d %q, want a redirect and the cookie cleared", p.status, p.location)
+		}
+	})
+}
+
+// Replay without client authentication: whoever holds a used code (from a
+// log, a referrer) and sends it without the client's secret, or under a
+// public client's ID, must not make the login's tokens go. Only the
+// authenticated client's replay revokes them.
+func TestReplayedCodeWithoutClientAuthenticationRevokesNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		c := e.addClient("synapse")
+		e.addClient("app", "--public")
+		cfg := e.config(c, oauth2.AuthStyleInHeader)
+		r := e.authorize(newBrowser(t), cfg)
+		l := e.exchange(cfg, r)
+		for name, form := range map[string]url.Values{
+			"no client at all":              {},
+			"the client without its secret": {"client_id": {c.id}},
+			"a public client's ID":          {"client_id": {"app"}, "code_verifier": {r.verifier}},
+			"a wrong secret":                {"client_id": {c.id}, "client_secret": {"wrong"}},
+		} {
+			form.Set("grant_type", "authorization_code")
+			form.Set("code", r.code)
+			form.Set("redirect_uri", c.redirectURI)
+			if status, _, body := e.postForm(e.meta.Token, form, "", ""); status < 400 {
+				t.Errorf("replay with %s: %d %s, want a refusal", name, status, body)
+			}
+			e.wantUserinfoOK("the access token after a replay with "+name, l.token.AccessToken)
+		}
+		// The client's own replay is the one that revokes (RFC 6749 §4.1.2).
+		if _, err := cfg.Exchange(e.ctx, r.code, oauth2.VerifierOption(r.verifier)); err == nil {
+			t.Fatal("the client's replay succeeded")
+		}
+		e.wantUserinfoRefused("the access token after the client's own replay", l.token.AccessToken)
+	})
+}
