@@ -1,51 +1,24 @@
 package web
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
-	"strings"
+
+	"github.com/mxidp/mxidp/clientip"
 )
 
 // clientAddr is the address of the browser a request came from, for the
-// throttle and the audit log. Behind a reverse proxy the connection comes
-// from the proxy: when it is one of trusted, the X-Forwarded-For entries
-// are read from the right, skipping trusted proxies, and the first other
-// address is the client's. Entries from untrusted peers are ignored, since
-// anyone can send the header.
+// throttle and the audit log: the client a trusted proxy names in
+// X-Forwarded-For or Forwarded, or else the TCP peer (see clientip.Of).
+// When a trusted proxy passes a header that cannot be read, or two that
+// disagree, the proxy itself is the address: a guess the client chose
+// would give it a fresh throttle allowance with every request.
 func clientAddr(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	a, err := clientip.Of(r, trusted)
 	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return ""
-	}
-	peer = peer.Unmap()
-	if !isTrusted(peer, trusted) {
-		return peer.String()
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // a damaged header: trust nothing further left
-		}
-		hop = hop.Unmap()
-		if !isTrusted(hop, trusted) {
-			return hop.String()
-		}
-		peer = hop
-	}
-	return peer.String()
-}
-
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
+		if a, err = clientip.Peer(r); err != nil {
+			return ""
 		}
 	}
-	return false
+	return a.String()
 }
