@@ -149,6 +149,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	if err != nil {
 		return fail(err)
 	}
+	trusted, _ := prefixes("", c.TrustedProxies)
 	var rest http.Handler
 	if c.REST.Enabled {
 		secret, err := c.REST.sharedSecret()
@@ -159,11 +160,14 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 			SharedSecret: secret, AllowedNetworks: c.REST.networks(), Timeout: c.REST.Timeout,
 			MaxResults: c.REST.DirectoryMaxResults, ExposeProfileThreepids: c.REST.ExposeProfileThreepids,
 			LoginOmitsDisplayName: !c.REST.LoginDisplayName, LoginOmitsThreePIDs: !c.REST.LoginThreepids,
-			Logger: log.With("service", "rest"),
+			TrustedProxies: trusted, Logger: log.With("service", "rest"),
 		})
 		log.Info("REST service enabled", "allowed_networks", c.REST.AllowedNetworks, "shared_secret", secret != "")
+		if len(c.REST.AllowedNetworks) == 0 {
+			log.Warn("rest.allowed_networks is empty: the REST service, which takes passwords and reveals the directory, " +
+				"answers every address; list the networks of Synapse and ma1sd")
+		}
 	}
-	trusted, _ := prefixes("", c.TrustedProxies)
 	var db web.Pinger = store
 	if svc.platform != nil {
 		db = bothDatabases{store, svc.platform}

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/mxidp/mxidp/clientip"
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/storage"
 )
@@ -43,9 +44,14 @@ type Options struct {
 	// Neither ma1sd nor the Synapse provider can send it (§3.1): use it
 	// only behind a proxy that adds the header.
 	SharedSecret string
-	// AllowedNetworks, when not empty, are the only source addresses
-	// served (the TCP peer, since the callers connect directly).
+	// AllowedNetworks, when not empty, are the only client addresses
+	// served: the TCP peer (the callers connect directly), or the client
+	// a proxy in TrustedProxies names (see clientip.Of), which that proxy
+	// must not hand on from the internet.
 	AllowedNetworks []netip.Prefix
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client.
+	TrustedProxies []netip.Prefix
 	// Timeout bounds every request (§3.7); DefaultTimeout when zero.
 	Timeout time.Duration
 	// MaxResults caps directory results; DefaultMaxResults when zero.
@@ -71,6 +77,9 @@ type Service struct {
 	// databaseDown, when set and true, answers at once what each
 	// endpoint answers when the database fails (see WhileDown).
 	databaseDown func() bool
+	// warnedUntrusted is set once the log has said that forwarding
+	// headers came from a peer outside TrustedProxies.
+	warnedUntrusted atomic.Bool
 }
 
 type route struct {
@@ -197,21 +206,36 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, v)
 }
 
+// allowed reports whether the client may use the service. Behind a
+// trusted proxy the client is the address the proxy names: the proxy's
+// own address would let the whole internet in through a same-host proxy.
+// Forwarding headers that cannot be read are refused, as the client
+// could be anyone.
 func (s *Service) allowed(r *http.Request) bool {
 	if len(s.opts.AllowedNetworks) == 0 {
 		return true
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	client, err := clientip.Of(r, s.opts.TrustedProxies)
 	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
+		s.opts.Logger.Info("REST request refused: its client address is unknown", "err", err)
 		return false
 	}
-	ip = ip.Unmap()
-	for _, n := range s.opts.AllowedNetworks {
-		if n.Contains(ip) {
+	if peer, _ := clientip.Peer(r); clientip.Forwarded(r) && !within(s.opts.TrustedProxies, peer) &&
+		s.warnedUntrusted.CompareAndSwap(false, true) {
+		s.opts.Logger.Warn("a REST request came with X-Forwarded-For or Forwarded from a peer not in trusted_proxies, "+
+			"and was judged by the peer's address; if a proxy forwards the REST paths, list it in trusted_proxies, "+
+			"or better, let Synapse and ma1sd reach mxidp directly", "peer", peer.String())
+	}
+	if within(s.opts.AllowedNetworks, client) {
+		return true
+	}
+	s.opts.Logger.Info("REST request refused: the client is not in rest.allowed_networks", "client", client.String())
+	return false
+}
+
+func within(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
 			return true
 		}
 	}

@@ -341,3 +341,58 @@ func TestWhileTheDatabaseIsDownAnswersComeAtOnceAfterTheAccessChecks(t *testing.
 		t.Errorf("after the database returned: %d %s", status, body)
 	}
 }
+
+// Behind a trusted proxy the client the proxy names is judged, not the
+// proxy: a same-host proxy must not let the internet in.
+func TestAccessControlJudgesTheClientATrustedProxyNames(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	s, _ := newService(t, ma1sd.Options{AllowedNetworks: loopback, TrustedProxies: loopback})
+	for _, tc := range []struct {
+		name, remote, xff, fwd string
+		status                 int
+	}{
+		{"Synapse on loopback", "127.0.0.1:5000", "", "", 200},
+		{"internet client through the proxy", "127.0.0.1:5000", "203.0.113.7", "", 403},
+		{"internet client spoofing loopback in front", "127.0.0.1:5000", "127.0.0.1, 203.0.113.7", "", 403},
+		{"internet client through a Forwarded proxy", "127.0.0.1:5000", "", "for=203.0.113.7", 403},
+		{"IPv6 internet client, quoted with a port", "[::1]:5000", "", `for="[2001:db8::7]:4711"`, 403},
+		{"loopback client through the proxy", "127.0.0.1:5000", "127.0.0.1", "", 200},
+		{"loopback client through a Forwarded proxy", "127.0.0.1:5000", "", `For="[::1]:5555";proto=http`, 200},
+		{"damaged header from the proxy", "127.0.0.1:5000", "nonsense", "", 403},
+		{"unknown client from the proxy", "127.0.0.1:5000", "", "for=unknown", 403},
+		{"headers that disagree", "127.0.0.1:5000", "203.0.113.7", "for=127.0.0.1", 403},
+		{"untrusted peer claims loopback", "192.0.2.9:5000", "127.0.0.1", "for=127.0.0.1", 403},
+	} {
+		ex := exchange{path: cc, body: aliceCC, remote: tc.remote, header: map[string]string{}}
+		if tc.xff != "" {
+			ex.header["X-Forwarded-For"] = tc.xff
+		}
+		if tc.fwd != "" {
+			ex.header["Forwarded"] = tc.fwd
+		}
+		status, _, body := ex.do(s)
+		if status != tc.status {
+			t.Errorf("%s: %d %s; want %d", tc.name, status, body, tc.status)
+			continue
+		}
+		if status == 403 {
+			jsonEqual(t, body, `{"errcode":"M_FORBIDDEN","error":"this address may not use the REST service"}`)
+		}
+	}
+
+	// A peer that is not a trusted proxy is judged by its own address
+	// whatever it claims, and the log says once that its header was ignored.
+	logs := &syncBuffer{}
+	login := &provider.Login{Store: storagetest.Open(t, "sqlite", storage.Options{}), Hash: cheap}
+	s = ma1sd.New(login.Store, login, "example.org", ma1sd.Options{AllowedNetworks: loopback,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	for range 2 {
+		ex := exchange{path: cc, body: aliceCC, remote: "127.0.0.1:5000", header: map[string]string{"X-Forwarded-For": "203.0.113.7"}}
+		if status, _, body := ex.do(s); status != 200 {
+			t.Errorf("loopback peer outside trusted_proxies with a header: %d %s; want 200", status, body)
+		}
+	}
+	if n := strings.Count(logs.take(), "not in trusted_proxies"); n != 1 {
+		t.Errorf("the log warned %d times about an untrusted peer's header; want once", n)
+	}
+}
