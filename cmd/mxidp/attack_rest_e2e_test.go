@@ -120,6 +120,42 @@ func TestRESTRefusesInternetClientsForwardedByATrustedProxy(t *testing.T) {
 	}
 }
 
+// Bodies that encoding/json reads as alice's right password, by the last
+// of duplicate members or a name in another case, are refused with 400
+// M_BAD_JSON before any password check, at any depth of the body.
+func TestRESTRefusesDuplicateAndWrongCaseMembers(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			s := startRESTWith(t, backend, "")
+			pw := noteSecret(alicePW)
+			for _, tc := range []struct{ path, body, says string }{
+				{ccPath, `{"user":{"id":"@alice:example.org","password":"guess-1","password":"` + pw + `"}}`, "user.password appears twice"},
+				{ccPath, `{"user":{"id":"@alice:example.org","password":"guess-1","pass\u0077ord":"` + pw + `"}}`, "user.password appears twice"},
+				{ccPath, `{"user":{"id":"@bob:example.org","password":"x"},"user":{"id":"@alice:example.org","password":"` + pw + `"}}`, "user appears twice"},
+				{ccPath, `{"user":{"id":"@alice:example.org","password":"` + pw + `"},"x":[{"a":1,"a":2}]}`, "x[0].a appears twice"},
+				{ccPath, `{"user":{"id":"@alice:example.org","Password":"` + pw + `"}}`, "user.Password must be spelled password"},
+				{ccPath, `{"USER":{"ID":"@alice:example.org","PASSWORD":"` + pw + `"}}`, "USER must be spelled user"},
+				{ccPath, `{"user":{"id":"@alice:example.org","password":"guess-2","PASSWORD":"` + pw + `"}}`, "user.PASSWORD must be spelled password"},
+				{ccPath, `{"user":{"id":"@alice:example.org","paſſword":"` + pw + `"}}`, "user.paſſword must be spelled password"},
+				{restPrefixes[0] + "/auth/login", `{"auth":{"mxid":"@alice:example.org","localpart":"alice","domain":"example.org","password":"guess-3","password":"` + pw + `"}}`, "auth.password appears twice"},
+				{restPrefixes[0] + "/auth/login", `{"auth":{"MXID":"@alice:example.org","localpart":"alice","domain":"example.org","password":"` + pw + `"}}`, "auth.MXID must be spelled mxid"},
+			} {
+				status, got := restPost(t, s.url+tc.path, tc.body, nil)
+				msg, _ := got["error"].(string)
+				if status != http.StatusBadRequest || got["errcode"] != "M_BAD_JSON" || !strings.Contains(msg, tc.says) {
+					t.Errorf("%s %s: %d %v; want 400 M_BAD_JSON saying %q", tc.path, tc.body, status, got, tc.says)
+				}
+			}
+			if checks := restPasswordChecks(t, s); len(checks) != 0 {
+				t.Errorf("refused bodies checked passwords: %v", checks)
+			}
+			if got := postJSON(t, s.url+ccPath, cc("@alice:example.org", alicePW)); dig(got, "auth", "success") != true {
+				t.Errorf("the exact body afterwards: %v; want success", got)
+			}
+		})
+	}
+}
+
 // An empty rest.allowed_networks answers every address, which the log
 // says at start-up; the default list says nothing.
 func TestRESTWarnsAtStartUpWhenAllowedNetworksIsEmpty(t *testing.T) {

@@ -268,24 +268,6 @@ func badJSON(msg string) *errBody {
 	return &errBody{http.StatusBadRequest, matrixError{"M_BAD_JSON", msg}}
 }
 
-// decode reads a JSON object into v: not JSON or not an object is
-// M_NOT_JSON, a member of the wrong type M_BAD_JSON (§3.5). Unknown
-// members are ignored (§3.1).
-func decode(body []byte, v any) *errBody {
-	trimmed := strings.TrimLeft(string(body), " \t\r\n")
-	if !json.Valid(body) || !strings.HasPrefix(trimmed, "{") {
-		return &errBody{http.StatusBadRequest, matrixError{"M_NOT_JSON", "the body must be a JSON object"}}
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return badJSON("member " + typeErr.Field + " has the wrong type")
-		}
-		return badJSON(err.Error())
-	}
-	return nil
-}
-
 func (e *errBody) answer() (int, any) { return e.status, e.err }
 
 // unavailable is the answer to an internal failure where the caller must

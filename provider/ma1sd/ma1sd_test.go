@@ -396,3 +396,45 @@ func TestAccessControlJudgesTheClientATrustedProxyNames(t *testing.T) {
 		t.Errorf("the log warned %d times about an untrusted peer's header; want once", n)
 	}
 }
+
+// Duplicate members and members spelled in another case are refused
+// before any password check: encoding/json alone would take the last
+// duplicate and match names case-insensitively.
+func TestDuplicateAndWrongCaseMembersAreRefused(t *testing.T) {
+	s, _ := newService(t, ma1sd.Options{})
+	for _, tc := range []struct {
+		path, body, want string // want: the error text, or "" for success
+	}{
+		{cc, `{"user":{"id":"@alice:example.org","password":"wrong","password":"Wonder-Land-42"}}`, "member user.password appears twice"},
+		{cc, `{"user":{"id":"@alice:example.org","password":"wrong"},"user":{"id":"@alice:example.org","password":"Wonder-Land-42"}}`, "member user appears twice"},
+		{cc, `{"user":{"id":"@alice:example.org","password":"wrong","pass\u0077ord":"Wonder-Land-42"}}`, "member user.password appears twice"},
+		{cc, `{"user":{"id":"@alice:example.org","Password":"Wonder-Land-42"}}`, "member user.Password must be spelled password (member names are case-sensitive)"},
+		{cc, `{"USER":{"id":"@alice:example.org","password":"Wonder-Land-42"}}`, "member USER must be spelled user (member names are case-sensitive)"},
+		{cc, `{"user":{"id":"@alice:example.org","password":"wrong","PASSWORD":"Wonder-Land-42"}}`, "member user.PASSWORD must be spelled password (member names are case-sensitive)"},
+		{cc, `{"user":{"id":"@alice:example.org","paſſword":"Wonder-Land-42"}}`, "member user.paſſword must be spelled password (member names are case-sensitive)"},
+		{cc, aliceCC[:len(aliceCC)-1] + `,"extra":{"a":1,"a":2}}`, "member extra.a appears twice"},
+		{cc, aliceCC[:len(aliceCC)-1] + `,"extra":[{},{"a":[{"b":1,"b":2}]}]}`, "member extra[1].a[0].b appears twice"},
+		{p + "/auth/login", `{"auth":{"mxid":"@alice:example.org","localpart":"alice","domain":"example.org","password":"x","Password":"Wonder-Land-42"}}`, "member auth.Password must be spelled password (member names are case-sensitive)"},
+		{p + "/identity/bulk", `{"lookup":[{"medium":"email","address":"a@example.com"},{"medium":"email","Address":"alice@example.com"}]}`, "member lookup[1].Address must be spelled address (member names are case-sensitive)"},
+		{p + "/identity/single", `{"lookup":{"medium":"email","address":"x@example.com","address":"alice@example.com"}}`, "member lookup.address appears twice"},
+		{p + "/directory/user/search", `{"by":"name","by":"threepid","search_term":"alice@example.com"}`, "member by appears twice"},
+		{p + "/profile/roles", `{"localpart":"alice","domain":"example.org","mxid":"@alice:example.org","MXID":"@alice:example.org"}`, "member MXID must be spelled mxid (member names are case-sensitive)"},
+		// Unknown members stay ignored, even spelled like known ones elsewhere.
+		{cc, aliceCC[:len(aliceCC)-1] + `,"extra":{"Password":1,"PASSWORD":2},"id":3}`, ""},
+		{cc, `{"user":{"id":"@alice:example.org","pass\u0077ord":"Wonder-Land-42"}}`, ""},
+	} {
+		status, _, body := exchange{path: tc.path, body: tc.body}.do(s)
+		if tc.want == "" {
+			if status != 200 || !strings.Contains(body, `"success":true`) {
+				t.Errorf("%s %s: %d %s; want success", tc.path, tc.body, status, body)
+			}
+			continue
+		}
+		if status != 400 {
+			t.Errorf("%s %s: %d %s; want 400", tc.path, tc.body, status, body)
+			continue
+		}
+		b, _ := json.Marshal(map[string]string{"errcode": "M_BAD_JSON", "error": tc.want})
+		jsonEqual(t, body, string(b))
+	}
+}

@@ -142,6 +142,10 @@ func FuzzRESTRequest(f *testing.F) {
 		`{"user":{"id":"@alice:example.org","password":"Wonder-Land-42\u0000"}}`,
 		`{"user":{"id":1,"password":true}}`,
 		`{"user":{"id":"@alice:example.org","password":"Wonder-Land-42"}} x`,
+		`{"user":{"id":"@alice:example.org","password":"wrong","password":"Wonder-Land-42"}}`,
+		`{"user":{"id":"@alice:example.org","password":"wrong","pass\u0077ord":"Wonder-Land-42"}}`,
+		`{"user":{"id":"@alice:example.org","paſſword":"Wonder-Land-42"}}`,
+		`{"user":{"id":"@alice:example.org","password":"Wonder-Land-42"},"x":{"a":1,"a":2}}`,
 		"{\"user\":{\"id\":\"@alice:example.org\",\"password\":\"\xff\"}}",
 	} {
 		f.Add(uint8(0), []byte(body), "text/plain")
@@ -272,12 +276,67 @@ func rightPassword(localpart, domain, pw string) bool {
 	return false
 }
 
+// members are the member names of the login requests, by their place.
+var members = map[string][]string{
+	"":      {"user", "auth"},
+	".user": {"id", "password"},
+	".auth": {"mxid", "localpart", "domain", "password"},
+}
+
+// ambiguous describes what in body encoding/json would read otherwise
+// than by exact member names: a member name twice in one object (at any
+// depth), or a login member spelled in another case; "" when nothing.
+func ambiguous(t *testing.T, body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var walk func(path string) string
+	walk = func(path string) string {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("success for a request that does not decode: %q (%v)", body, err)
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if d := walk(path + "[]"); d != "" {
+					return d
+				}
+			}
+			dec.Token()
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, _ := dec.Token()
+				name := k.(string)
+				if seen[name] {
+					return path + "." + name + " twice"
+				}
+				seen[name] = true
+				for _, m := range members[path] {
+					if name != m && strings.EqualFold(name, m) {
+						return path + "." + name + " for " + m
+					}
+				}
+				if d := walk(path + "." + name); d != "" {
+					return d
+				}
+			}
+			dec.Token()
+		}
+		return ""
+	}
+	return walk("")
+}
+
 func checkCredentialsOracle(t *testing.T, body []byte, obj map[string]any, answer string) {
 	if !success(t, obj, answer) {
 		return
 	}
+	if d := ambiguous(t, body); d != "" {
+		t.Fatalf("check_credentials succeeded for %q, which has %s", body, d)
+	}
 	// Read the request as encoding/json does (case-insensitive members,
-	// the last duplicate wins), then judge it independently.
+	// the last duplicate wins: the same, as it is not ambiguous), then
+	// judge it independently.
 	var req struct {
 		User struct{ ID, Password string }
 	}
@@ -297,6 +356,9 @@ func checkCredentialsOracle(t *testing.T, body []byte, obj map[string]any, answe
 func authLoginOracle(t *testing.T, body []byte, obj map[string]any, answer string) {
 	if !success(t, obj, answer) {
 		return
+	}
+	if d := ambiguous(t, body); d != "" {
+		t.Fatalf("auth/login succeeded for %q, which has %s", body, d)
 	}
 	var req struct {
 		Auth struct{ MXID, Localpart, Domain, Password string }
