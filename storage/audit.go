@@ -20,6 +20,10 @@ type AuditEvent struct {
 	ClientID string
 	Network  string // the client's address, when known
 	Detail   string // e.g. why a login failed
+	// Count is how many times the event happened: more than 1 for a
+	// repeated event (AddRepeatedAuditEvent), which At first and Last last.
+	Count int64
+	Last  time.Time
 }
 
 // AddAuditEvent records e. A zero At means now; the ID is made here.
@@ -27,9 +31,31 @@ func (s *Store) AddAuditEvent(ctx context.Context, e AuditEvent) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	_, err := s.exec(ctx, nil, `INSERT INTO audit_events (id, at, event, user_id, username, client_id, network, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	_, err := s.exec(ctx, nil, `INSERT INTO audit_events (id, at, event, user_id, username, client_id, network, detail, last_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $2)`,
 		randomID(), e.At.UnixMilli(), e.Event, e.UserID, e.Username, e.ClientID, e.Network, e.Detail)
+	if err != nil {
+		return fmt.Errorf("record audit event %s: %w", e.Event, err)
+	}
+	return nil
+}
+
+// AddRepeatedAuditEvent records e, or, when an event of the same key was
+// recorded in the same window (fixed windows of that length), counts it
+// there: the row's count grows, its Last and Detail become e's. So a
+// flood of one event takes one row per window, however long it goes on.
+// Parallel calls count every event once.
+func (s *Store) AddRepeatedAuditEvent(ctx context.Context, e AuditEvent, key string, window time.Duration) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	at := e.At.UnixMilli()
+	repeat := key + "@" + strconv.FormatInt(at/max(window.Milliseconds(), 1), 10)
+	_, err := s.exec(ctx, nil, `INSERT INTO audit_events (id, at, event, user_id, username, client_id, network, detail, last_at, repeat_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $2, $9)
+		ON CONFLICT (repeat_key) DO UPDATE SET count = audit_events.count + 1, detail = excluded.detail,
+		last_at = CASE WHEN excluded.last_at > audit_events.last_at THEN excluded.last_at ELSE audit_events.last_at END`,
+		randomID(), at, e.Event, e.UserID, e.Username, e.ClientID, e.Network, e.Detail, repeat)
 	if err != nil {
 		return fmt.Errorf("record audit event %s: %w", e.Event, err)
 	}
@@ -71,7 +97,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, e
 	if f.Event != "" {
 		where = append(where, "event LIKE "+arg(escapeLike(f.Event)+"%")+` ESCAPE '\'`)
 	}
-	q := `SELECT id, at, event, user_id, username, client_id, network, detail FROM audit_events`
+	q := `SELECT id, at, event, user_id, username, client_id, network, detail, count, last_at FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -85,11 +111,11 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, e
 	out := []AuditEvent{}
 	for rows.Next() {
 		var e AuditEvent
-		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Event, &e.UserID, &e.Username, &e.ClientID, &e.Network, &e.Detail); err != nil {
+		var at, last int64
+		if err := rows.Scan(&e.ID, &at, &e.Event, &e.UserID, &e.Username, &e.ClientID, &e.Network, &e.Detail, &e.Count, &last); err != nil {
 			return nil, fmt.Errorf("read audit events: %w", err)
 		}
-		e.At = time.UnixMilli(at).UTC()
+		e.At, e.Last = time.UnixMilli(at).UTC(), time.UnixMilli(max(last, at)).UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -22,7 +22,11 @@ func (a *app) auditCommand() *cobra.Command {
 changes to users, clients and signing keys. --user matches a username (as
 typed at a login or as stored) or a user ID. --since takes a duration back
 from now (24h, 30m) or a date (2026-11-01 or 2026-11-01T08:00:00Z). Events
-are kept for audit.retention.`,
+are kept for audit.retention.
+
+Throttled logins are counted, not listed one by one: one event per
+throttle counter (login name, account or network) and hour, whose COUNT
+says how many checks it refused, from its time to LAST.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since != "" {
@@ -81,24 +85,37 @@ type auditJSON struct {
 	ClientID string    `json:"client_id,omitempty"`
 	Network  string    `json:"network,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
+	// Count is how many times the event happened, the last at LastAt
+	// (given only when more than once).
+	Count  int64      `json:"count"`
+	LastAt *time.Time `json:"last_at,omitempty"`
 }
 
 func (a *app) printAudit(events []storage.AuditEvent, asJSON bool) error {
 	if asJSON {
 		out := make([]auditJSON, 0, len(events))
 		for _, e := range events {
-			out = append(out, auditJSON{e.At, e.Event, e.UserID, e.Username, e.ClientID, e.Network, e.Detail})
+			j := auditJSON{e.At, e.Event, e.UserID, e.Username, e.ClientID, e.Network, e.Detail, e.Count, nil}
+			if e.Count > 1 {
+				j.LastAt = &e.Last
+			}
+			out = append(out, j)
 		}
 		return printJSON(a, out)
 	}
+	const stamp = "2006-01-02 15:04:05.000"
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tEVENT\tUSER\tCLIENT\tNETWORK\tDETAIL")
+	fmt.Fprintln(tw, "TIME\tEVENT\tCOUNT\tLAST\tUSER\tCLIENT\tNETWORK\tDETAIL")
 	for _, e := range events {
 		user := e.Username
 		if user == "" {
 			user = e.UserID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.Format("2006-01-02 15:04:05.000"), e.Event, dash(user), dash(e.ClientID), dash(e.Network), dash(e.Detail))
+		last := ""
+		if e.Count > 1 {
+			last = e.Last.Format(stamp)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.At.Format(stamp), e.Event, e.Count, dash(last), dash(user), dash(e.ClientID), dash(e.Network), dash(e.Detail))
 	}
 	return tw.Flush()
 }

@@ -62,6 +62,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"ThrottleDelaysGrowAndSuccessOrTimeForgets", testThrottleDelaysGrowAndSuccessOrTimeForgets},
 		{"ThrottleForgetsAbandonedChecks", testThrottleForgetsAbandonedChecks},
 		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
+		{"RepeatedAuditEventsAreCountedInOneRowPerWindow", testRepeatedAuditEventsAreCountedInOneRowPerWindow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })

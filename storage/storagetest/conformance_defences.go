@@ -270,3 +270,59 @@ func testAuditEventsFilterAndPurge(t *testing.T, open Opener) {
 		t.Errorf("PurgeAudit = %d, %v; want the 2 events older than 2.5 hours", n, err)
 	}
 }
+
+// A flood of one repeated event is one row per key and window, whose count
+// is every event, even when they come in parallel; another key or the next
+// window starts a row of its own.
+func testRepeatedAuditEventsAreCountedInOneRowPerWindow(t *testing.T, open Opener) {
+	clk := newClock()
+	s := open(t, storage.Options{Now: clk.Now, MaxOpenConns: 16})
+	ctx := context.Background()
+	flood := storage.AuditEvent{Event: "login.throttled", Username: "alice", Network: "192.0.2.1", Detail: "by account"}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.AddRepeatedAuditEvent(ctx, flood, "account:alice", time.Hour); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.AddRepeatedAuditEvent(ctx, storage.AuditEvent{Event: "login.throttled", Network: "192.0.2.1"}, "network:192.0.2.1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(30 * time.Minute)
+	flood.Detail = "by account, later"
+	if err := s.AddRepeatedAuditEvent(ctx, flood, "account:alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddAuditEvent(ctx, storage.AuditEvent{Event: "login.failed", Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour)
+	if err := s.AddRepeatedAuditEvent(ctx, flood, "account:alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.AuditEvents(ctx, storage.AuditFilter{User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var got []string
+	for _, e := range evs {
+		got = append(got, fmt.Sprintf("%s %d %s-%s %s", e.Event, e.Count, e.At.Sub(start), e.Last.Sub(start), e.Detail))
+	}
+	want := []string{
+		"login.throttled 51 0s-30m0s by account, later",
+		"login.failed 1 30m0s-30m0s ",
+		"login.throttled 1 1h30m0s-1h30m0s by account, later",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("alice's events:\n%q\nwant\n%q", got, want)
+	}
+	if evs, _ := s.AuditEvents(ctx, storage.AuditFilter{Event: "login.throttled"}); len(evs) != 3 {
+		t.Errorf("%d throttle rows; want 3 (alice's two windows, the network)", len(evs))
+	}
+}
