@@ -13,13 +13,13 @@ import (
 // decode reads a JSON object into v, a pointer to a request struct: not
 // JSON or not an object is M_NOT_JSON; a member of the wrong type, a
 // member name given twice in one object (at any depth, unknown members
-// too), or a member of v spelled in another case is M_BAD_JSON (§3.5).
-// Unknown members are otherwise ignored (§3.1).
+// too), or a member of v spelled in another case is M_BAD_JSON. Unknown
+// members are otherwise ignored (docs/rest.md, "What answers look like").
 //
-// The callers write member names exactly (§3.2), and both refusals keep
-// mxidp from reading a body differently than a proxy or log that reads
-// it with another parser: encoding/json alone takes the last of
-// duplicate members and matches names case-insensitively, "PASSWORD" and
+// The callers write member names exactly, and both refusals keep mxidp
+// from reading a body differently than a proxy or log that reads it with
+// another parser: encoding/json alone takes the last of duplicate
+// members and matches names case-insensitively, "PASSWORD" and
 // "paſſword" (long s) included. With both refused, what encoding/json
 // decodes is what the exact names say.
 func decode(body []byte, v any) *errBody {
