@@ -3,12 +3,19 @@ package web
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/mxidp/mxidp/provider/ma1sd"
 )
 
 // statusRecorder remembers the status and size of a response for the log.
@@ -105,6 +112,10 @@ var (
 	valueNoReferrer = []string{"no-referrer"}
 	valueDeny       = []string{"DENY"}
 	valueJSON       = []string{"application/json"}
+	// Answers that must not be stored anywhere (RFC 6749 §5.1):
+	// Cache-Control for HTTP/1.1 caches, Pragma for HTTP/1.0 ones.
+	valueNoStore = []string{"no-store"}
+	valueNoCache = []string{"no-cache"}
 )
 
 // securityHeaders sets the headers every response carries. Pages add their
@@ -117,4 +128,134 @@ func securityHeaders(next http.Handler) http.Handler {
 		h["X-Frame-Options"] = valueDeny
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Request body caps. Every form and JSON document mxidp reads fits in
+// maxBody many times over; only the REST service's bulk lookup carries
+// more, a contact book (docs/rest.md).
+const (
+	maxBody     = 64 << 10
+	maxBulkBody = 8 << 20
+)
+
+// bodyLimit is the cap on the body of a request to path.
+func bodyLimit(path string) int64 {
+	if strings.HasSuffix(path, "/identity/bulk") && ma1sd.Handles(path) {
+		return maxBulkBody
+	}
+	return maxBody
+}
+
+// limitBodies caps every request body before any handler parses it. A
+// request that says it is larger is answered 413 at once, unread; one that
+// turns out larger (sent chunked) stops being read at the cap, and its
+// answer becomes that 413. pageOf builds the page of a browser's request;
+// nil when there are no pages.
+func limitBodies(pageOf func(*http.Request) page) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			limit := bodyLimit(r.URL.Path)
+			if r.ContentLength > limit {
+				tooLarge(w, r, limit, pageOf)
+				return
+			}
+			if r.Body == nil || r.Body == http.NoBody {
+				next.ServeHTTP(w, r)
+				return
+			}
+			body := &cappedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit)}
+			r.Body = body
+			tw := &tooLargeWriter{ResponseWriter: w, body: body, before: maps.Clone(w.Header())}
+			next.ServeHTTP(tw, r)
+			if tw.replace() {
+				tooLarge(w, r, limit, pageOf)
+			}
+		})
+	}
+}
+
+// cappedBody notes whether the cap of http.MaxBytesReader was reached.
+type cappedBody struct {
+	io.ReadCloser
+	over atomic.Bool
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		b.over.Store(true)
+	}
+	return n, err
+}
+
+// tooLargeWriter lets a handler answer as long as the body it read stayed
+// under the cap; once the cap was reached, the handler's answer (made from
+// a truncated body) is dropped, and the 413 is sent instead.
+type tooLargeWriter struct {
+	http.ResponseWriter
+	body    *cappedBody
+	before  http.Header // the headers set before the handler ran
+	wrote   bool
+	dropped bool
+}
+
+func (t *tooLargeWriter) WriteHeader(status int) {
+	if t.wrote {
+		return
+	}
+	t.wrote = true
+	if t.body.over.Load() {
+		t.dropped = true
+		return
+	}
+	t.ResponseWriter.WriteHeader(status)
+}
+
+func (t *tooLargeWriter) Write(b []byte) (int, error) {
+	if !t.wrote {
+		t.WriteHeader(http.StatusOK)
+	}
+	if t.dropped {
+		return len(b), nil
+	}
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *tooLargeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// replace reports whether the 413 is to be sent, and if so removes the
+// headers the handler set (cookies, redirects) from the answer.
+func (t *tooLargeWriter) replace() bool {
+	if t.wrote && !t.dropped {
+		return false
+	}
+	if !t.wrote && !t.body.over.Load() {
+		return false
+	}
+	h := t.ResponseWriter.Header()
+	for k := range h {
+		if _, ok := t.before[k]; !ok {
+			delete(h, k)
+		}
+	}
+	return true
+}
+
+// tooLarge answers a request whose body is over its cap: the REST
+// service's JSON error on its paths, a page on the pages a browser shows,
+// an OAuth-style JSON error elsewhere.
+func tooLarge(w http.ResponseWriter, r *http.Request, limit int64, pageOf func(*http.Request) page) {
+	what := fmt.Sprintf("the request body is larger than %d KiB", limit>>10)
+	switch {
+	case ma1sd.Handles(r.URL.Path):
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"errcode": "M_TOO_LARGE", "error": "request body too large"})
+	case gatedRoutes[r.URL.Path] == gatePage && pageOf != nil:
+		p := pageOf(r)
+		p.Title = p.T("error.request.title")
+		render(w, http.StatusRequestEntityTooLarge, "message.html", message{page: p, Text: p.T("error.request.text"),
+			Detail: what, RequestID: w.Header().Get(requestIDHeader), Alert: true})
+	default:
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "invalid_request", "error_description": what})
+	}
 }

@@ -55,14 +55,20 @@ func NewHandler(d Deps) http.Handler {
 		// The login page and the REST service share this Login.
 		d.OpenID.Login.Observe = func(door, result string) { m.passwordChecks.WithLabelValues(door, result).Inc() }
 	}
-	r.Use(logRequests(d.Logger, m), securityHeaders)
+	// pageOf starts the page of a browser's request that mxidp refuses
+	// before any handler sees it.
+	var pageOf func(*http.Request) page
+	if d.OpenID != nil {
+		pageOf = func(r *http.Request) page {
+			return page{locale: pickLocale(r.URL.Query().Get("ui_locales"), r), Static: d.OpenID.Issuer + StaticPath, Brand: d.OpenID.Branding}
+		}
+	}
+	r.Use(logRequests(d.Logger, m), securityHeaders, limitBodies(pageOf))
 	db := &health{db: d.DB, log: d.Logger}
 	if rest, ok := d.REST.(interface{ WhileDown(func() bool) }); ok {
 		rest.WhileDown(db.Down)
 	}
-	r.Use(db.gate(d.OpenID != nil, d.REST != nil, func(r *http.Request) page {
-		return page{locale: pickLocale(r.URL.Query().Get("ui_locales"), r), Static: d.OpenID.Issuer + StaticPath, Brand: d.OpenID.Branding}
-	}))
+	r.Use(db.gate(d.OpenID != nil, d.REST != nil, pageOf))
 	if d.REST != nil {
 		r.Use(restFirst(d.REST))
 	}
@@ -121,7 +127,8 @@ func restFirst(rest http.Handler) func(http.Handler) http.Handler {
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = valueNoStore
+	w.Header()["Pragma"] = valueNoCache
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
