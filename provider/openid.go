@@ -580,11 +580,31 @@ func (o *OpenID) liveAccessToken(ctx context.Context, tokenID, subject string) (
 	return t, nil
 }
 
-// SetIntrospectionFromToken answers introspection for an access token.
+// errNotTheCallersToken refuses to introspect another client's token.
+var errNotTheCallersToken = errors.New("the token was issued to another client")
+
+// SetIntrospectionFromToken answers introspection (RFC 7662) for a live
+// access token, to the client it was issued to or one in its audience:
+// clientID is the caller the library authenticated. To any other client
+// the token is inactive and nothing else is said: a client holding a token
+// it was not given learns neither that it is live nor whose it is (RFC 7662
+// §4: the server decides whether the caller may use the token). Refresh
+// tokens never get here: they are not sealed access tokens, so the library
+// finds no token ID in them and answers inactive to every caller.
 func (o *OpenID) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	info := new(oidc.UserInfo)
-	t, err := o.tokenClaims(ctx, info, tokenID, subject)
+	t, err := o.liveAccessToken(ctx, tokenID, subject)
 	if err != nil {
+		return err
+	}
+	if clientID == "" || (t.ClientID != clientID && !slices.Contains(t.Audience, clientID)) {
+		return errNotTheCallersToken
+	}
+	u, err := o.activeUser(ctx, t.UserID)
+	if err != nil {
+		return err
+	}
+	info := new(oidc.UserInfo)
+	if err := o.setClaims(ctx, info, u, t.Scopes); err != nil {
 		return err
 	}
 	resp.SetUserInfo(info)
