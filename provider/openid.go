@@ -64,7 +64,7 @@ type OpenID struct {
 
 // clientCache keeps client rows for a second: one login reads its client
 // at the authorize and twice at the token endpoint. A change to a client
-// (secret rotation, removal) takes effect within that second.
+// (secret rotation, removal, registration) takes effect within that second.
 type clientCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedClient
@@ -72,6 +72,7 @@ type clientCache struct {
 
 type cachedClient struct {
 	client  storage.Client
+	unknown bool // no client has this ID
 	fetched time.Time
 }
 
@@ -88,19 +89,25 @@ func (o *OpenID) client(ctx context.Context, id string) (storage.Client, error) 
 	e, ok := o.clients.entries[id]
 	o.clients.mu.Unlock()
 	if ok && now.Sub(e.fetched) < clientCacheTTL && !now.Before(e.fetched) {
+		if e.unknown {
+			return storage.Client{}, storage.ErrNotFound
+		}
 		return e.client, nil
 	}
 	c, err := o.Store.ClientByID(ctx, id)
-	if err != nil {
+	// An unknown ID is remembered as well: answered from the cache like a
+	// registered one, it is not told apart by how fast it is refused.
+	unknown := errors.Is(err, storage.ErrNotFound)
+	if err != nil && !unknown {
 		return storage.Client{}, err
 	}
 	o.clients.mu.Lock()
 	if o.clients.entries == nil || len(o.clients.entries) > 1000 {
 		o.clients.entries = map[string]cachedClient{}
 	}
-	o.clients.entries[id] = cachedClient{client: c, fetched: now}
+	o.clients.entries[id] = cachedClient{client: c, unknown: unknown, fetched: now}
 	o.clients.mu.Unlock()
-	return c, nil
+	return c, err
 }
 
 var (
@@ -498,13 +505,26 @@ func (o *OpenID) KeySet(context.Context) ([]op.Key, error) {
 	return out, nil
 }
 
+// ClientRefusal describes every refused client: unknown, public where a
+// secret is needed, or with a wrong secret. It is zitadel/oidc's own text
+// for a wrong secret, so that the library's answers to an unknown client
+// read the same, and client IDs cannot be probed (RFC 6749 §5.2 names
+// them all invalid_client).
+const ClientRefusal = "invalid client_id / client_secret"
+
+// errClientRefused is AuthorizeClientIDSecret's one error: the library
+// shows its text in some answers (introspection), so it must not say which
+// check failed.
+var errClientRefused = errors.New("client authentication failed")
+
 // GetClientByClientID returns a registered client.
 func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := o.client(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Some of the library's grants pass this error on as it is: an
-		// unknown client must be invalid_client there too, not a 500.
-		return nil, oidc.ErrInvalidClient().WithDescription("unknown client").WithParent(err)
+		// unknown client must be invalid_client there too, not a 500, and
+		// read like a wrong secret.
+		return nil, oidc.ErrInvalidClient().WithDescription(ClientRefusal).WithParent(errClientRefused)
 	}
 	if err != nil {
 		return nil, err
@@ -513,14 +533,21 @@ func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client,
 }
 
 // AuthorizeClientIDSecret checks a confidential client's secret in
-// constant time.
+// constant time. An unknown or public client is compared against a dummy
+// hash, so that it costs what a wrong secret costs, and every refusal is
+// the same error.
 func (o *OpenID) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
 	c, err := o.client(ctx, id)
-	if err != nil {
-		return errors.New("unknown client")
+	stored := c.SecretHash
+	if err != nil || c.Public {
+		stored = dummySecretHash
 	}
-	if c.Public || !VerifyClientSecret(c.SecretHash, secret) {
-		return errors.New("wrong client secret")
+	right := VerifyClientSecret(stored, secret)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("look up client: %w", err)
+	}
+	if err != nil || c.Public || !right {
+		return errClientRefused
 	}
 	return nil
 }

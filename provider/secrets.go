@@ -73,3 +73,7 @@ func VerifyClientSecret(stored, presented string) bool {
 // NewPassword returns a generated password for a new account (128 bits in
 // base32: 26 characters, easy to type).
 func NewPassword() string { return rand.Text() }
+
+// dummySecretHash stands in for the stored hash of a client that has none
+// (unknown, or public), so that refusing it costs what a wrong secret costs.
+var dummySecretHash = HashClientSecret(NewClientSecret())

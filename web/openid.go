@@ -54,6 +54,7 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Get(oidc.DiscoveryEndpoint, h.discovery)
 	r.Get("/userinfo", h.userinfo)
 	r.Post("/userinfo", h.userinfo)
+	mountToken(r, o.OP)
 	r.Get(provider.LoginPath, h.loginPage)
 	r.Post(provider.LoginPath, h.loginSubmit)
 	r.Post(consentPath, h.consentSubmit)
@@ -145,7 +146,7 @@ func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
 		p := h.page(r, r.FormValue("ui_locales"))
 		p.Title = p.T("error.request.title")
 		render(w, http.StatusBadRequest, "message.html", message{page: p, Text: p.T("error.request.text"),
-			Detail: strings.TrimSpace(cw.body.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
+			Detail: authorizeRefusalDetail(cw.body.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
 	}
 }
 
