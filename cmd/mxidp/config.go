@@ -338,10 +338,14 @@ func (c *Config) validate() []string {
 		add("issuer: empty; set the public URL users reach mxidp at, like https://id.example.org")
 	case err != nil || !issuer.IsAbs() || issuer.Host == "" || issuer.Opaque != "":
 		add("issuer: %q is not an absolute URL; set it like https://id.example.org", c.Issuer)
+	case issuer.User != nil:
+		// Shown without its password: discovery and every token would
+		// publish it, and relying parties compare the issuer byte for byte.
+		add("issuer: %q has a user name or password before the host; remove the \"user:password@\" part and set it like https://id.example.org", issuer.Redacted())
 	case issuer.Scheme != "https" && !(issuer.Scheme == "http" && provider.IsLoopback(issuer.Hostname())):
 		add("issuer: %q must use https (plain http only on localhost for trials); Synapse and browsers require it", c.Issuer)
-	case issuer.RawQuery != "" || issuer.Fragment != "" || strings.Contains(c.Issuer, "#"):
-		add("issuer: %q may not have a ?query or #fragment", c.Issuer)
+	case issuer.RawQuery != "" || issuer.Fragment != "" || strings.Contains(c.Issuer, "?") || strings.Contains(c.Issuer, "#"):
+		add("issuer: %q may not have a ?query or #fragment (OpenID Connect Discovery 1.0 §3); remove everything from the \"?\" or \"#\" on", c.Issuer)
 	case strings.HasSuffix(c.Issuer, "/"):
 		add("issuer: %q ends with \"/\"; write it without the trailing slash (mxidp publishes the issuer byte for byte, and Synapse compares it exactly)", c.Issuer)
 	}

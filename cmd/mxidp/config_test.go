@@ -120,6 +120,11 @@ func TestUnknownKeysAndBadValuesInTheFileAreProblems(t *testing.T) {
 		"not yaml":        {"issuer: [unclosed\n", "not valid YAML"},
 		"wrong type":      {"passwords:\n  argon2id:\n    time: many\n", "cannot unmarshal"},
 		"http off-host":   {"issuer: http://id.example.org\n", "must use https"},
+		"issuer userinfo": {"issuer: https://user:hunter2@id.example.org\n", `remove the "user:password@" part`},
+		"issuer user":     {"issuer: https://user@id.example.org\n", `issuer: "https://user@id.example.org" has a user name or password`},
+		"issuer query":    {"issuer: https://id.example.org/?tenant=a\n", `remove everything from the "?" or "#" on`},
+		"issuer empty ?":  {"issuer: https://id.example.org/idp?\n", "may not have a ?query or #fragment"},
+		"issuer fragment": {"issuer: https://id.example.org/#top\n", "may not have a ?query or #fragment"},
 		"platform w/o db": {"users:\n  source: platform\n", "users.platform.database: empty"},
 		"bad server name": {"matrix:\n  server_name: 'exa mple.org'\n", "matrix.server_name"},
 		"sqlite no path":  {"database: 'sqlite://'\n", "plain file path"},
@@ -130,6 +135,21 @@ func TestUnknownKeysAndBadValuesInTheFileAreProblems(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// An issuer with a user name and password is refused with the fix, and
+// the password is not repeated in the message.
+func TestIssuerWithUserinfoIsRefusedWithoutShowingThePassword(t *testing.T) {
+	for _, issuer := range []string{"https://user:hunter2@id.example.org", "http://admin:hunter2@127.0.0.1:8080"} {
+		_, err := LoadConfig("", env(map[string]string{"MXIDP_ISSUER": issuer}))
+		var cfgErr *ConfigError
+		if !errors.As(err, &cfgErr) || !strings.Contains(err.Error(), `remove the "user:password@" part`) {
+			t.Errorf("issuer %s: err = %v; want a ConfigError naming the fix", issuer, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("issuer %s: the message shows the password: %v", issuer, err)
+		}
 	}
 }
 
