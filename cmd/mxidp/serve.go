@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,20 +90,6 @@ type service struct {
 // newService opens the database (migrating it), loads or makes the secret
 // and the signing keys, and builds the HTTP handler.
 func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*service, error) {
-	secret, created, err := keys.LoadOrCreateSecret(c.SecretKeyFile)
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		log.Info("created secret key file; give every instance of this deployment the same file", "path", c.SecretKeyFile)
-	} else if fi, err := os.Stat(c.SecretKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("secret key file is readable by other users; chmod 600 it", "path", c.SecretKeyFile, "mode", fi.Mode().Perm().String())
-	}
-	sealer, err := keys.NewSealer(secret, "signing keys")
-	if err != nil {
-		return nil, err
-	}
-
 	store, err := a.openStore(ctx, c, log)
 	if err != nil {
 		return nil, err
@@ -111,6 +98,14 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	fail := func(err error) (*service, error) {
 		svc.close()
 		return nil, err
+	}
+	secret, err := loadSecret(ctx, c, store, log)
+	if err != nil {
+		return fail(err)
+	}
+	sealer, err := keys.NewSealer(secret, "signing keys")
+	if err != nil {
+		return fail(err)
 	}
 	var users storage.Users = store
 	if c.Users.Source == "platform" {
@@ -181,6 +176,43 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		Branding: branding, TrustedProxies: trusted, FormKey: formKey,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
+}
+
+// loadSecret reads the secret key file, and creates it on a fresh
+// installation. A database that holds signing keys was served with a
+// secret before: a new one could open none of them, and writing it would
+// leave a file that hides the mistake, so start-up stops instead, without
+// writing anything, and says how to recover.
+func loadSecret(ctx context.Context, c Config, store *storage.Store, log *slog.Logger) ([]byte, error) {
+	secret, err := keys.LoadSecret(c.SecretKeyFile)
+	if err == nil {
+		if fi, err := os.Stat(c.SecretKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("secret key file is readable by other users; chmod 600 it", "path", c.SecretKeyFile, "mode", fi.Mode().Perm().String())
+		}
+		return secret, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	_, sealed, err := store.KeyRing(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	if len(sealed) > 0 {
+		return nil, &ConfigError{Source: "secret_key_file, checked against the database", Problems: []string{fmt.Sprintf(
+			"secret_key_file: %s does not exist, but the database holds %d signing key(s) sealed with the secret that was in it; "+
+				"restore that file from a backup or from another instance (every instance needs the same one), or point secret_key_file "+
+				"(MXIDP_SECRET_KEY_FILE) at it, and start again; mxidp makes no new one, which could open none of these keys",
+			c.SecretKeyFile, len(sealed))}}
+	}
+	secret, created, err := keys.LoadOrCreateSecret(c.SecretKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created secret key file; give every instance of this deployment the same file", "path", c.SecretKeyFile)
+	}
+	return secret, nil
 }
 
 // openPlatform connects read-only to the platform's database and checks
