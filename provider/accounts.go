@@ -135,6 +135,9 @@ func (a *Accounts) hashPassword(pw string) (string, error) {
 	if len(pw) < MinPasswordLength {
 		return "", fmt.Errorf("password has %d characters, fewer than %d", len(pw), MinPasswordLength)
 	}
+	if len(pw) > MaxPasswordLength {
+		return "", fmt.Errorf("password has %d bytes, more than the %d a login accepts", len(pw), MaxPasswordLength)
+	}
 	return password.Hash(pw, a.Hash)
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxidp/mxidp/provider/password"
@@ -21,8 +22,7 @@ var ErrBadCredentials = errors.New("unknown user or wrong password")
 
 // Login checks passwords and keeps browser sessions. The login page and
 // the REST service both decide passwords here, so every rule (hash
-// upgrades, disabled accounts, and later throttling and audit) holds at
-// both doors.
+// upgrades, disabled accounts, throttling and audit) holds at both doors.
 type Login struct {
 	// Store keeps sessions (and, for builtin users, the accounts).
 	Store *storage.Store
@@ -51,8 +51,13 @@ type Login struct {
 	dummyCost, storedCost costAverage
 
 	// Observe, when set, hears the result of every password check:
-	// "succeeded", "failed", "throttled" or "error", with the door.
+	// "succeeded", "failed", "throttled", "oversized" (refused unchecked,
+	// see MaxLoginLength) or "error", with the door.
 	Observe func(door, result string)
+
+	// oversized counts oversized attempts since oversizedLogged (Unix
+	// milliseconds), when one was last logged.
+	oversized, oversizedLogged atomic.Int64
 }
 
 func (l *Login) observe(door, result string) {
@@ -119,39 +124,40 @@ type Attempt struct {
 	ClientID string // the OpenID client the login is for, when known
 }
 
+// The longest login name and password a check looks at, in bytes. No
+// account has a longer name: a Matrix user ID has at most 255 bytes (Matrix
+// specification, "User Identifiers"), an e-mail address fits a path of 256
+// octets (RFC 5321 §4.5.3.1.3). Synapse registers passwords of up to 512
+// characters (Synapse synapse/rest/client/register.py); longer ones would
+// only make some hash formats (phpass, SHA-crypt) work longer.
+const (
+	MaxLoginLength    = 256
+	MaxPasswordLength = 1024
+)
+
 // CheckPassword returns the enabled user whose username (or verified
 // e-mail address) is a.Login and whose password is a.Password. Every check
 // is throttled first (see ThrottlePolicy) and recorded in the audit log.
 // Unknown users, wrong passwords, disabled accounts and unusable hashes
 // cost the same work and give the same ErrBadCredentials. A hash of
 // another format or cost in mxidp's own table is replaced by one of the
-// current cost.
+// current cost. A login name or password longer than MaxLoginLength or
+// MaxPasswordLength is refused at once: it cannot be anyone's, and it
+// is neither counted nor recorded, so that a flood of them writes nothing.
 func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, error) {
+	if len(a.Login) > MaxLoginLength || len(a.Password) > MaxPasswordLength {
+		l.refuseOversized(a)
+		return storage.User{}, ErrBadCredentials
+	}
 	event := storage.AuditEvent{Username: strings.ToLower(strings.TrimSpace(a.Login)), ClientID: a.ClientID, Network: a.Network}
 	keys, err := l.admit(ctx, a)
 	if err != nil {
-		var te *ThrottledError
-		if errors.As(err, &te) {
-			l.observe(a.Door, "throttled")
-			event.Event, event.Detail = "login.throttled", fmt.Sprintf("by %s; next check in %s", te.Key, te.RetryAfter.Round(time.Second))
-			if a.Door != "" {
-				event.Detail = a.Door + ", " + event.Detail
-			}
-			l.audit(ctx, event)
-		} else {
-			l.observe(a.Door, "error")
-		}
-		return storage.User{}, err
-	}
-	release, err := l.hashSlot(ctx)
-	if err != nil {
-		l.finish(ctx, keys, undecided)
-		l.observe(a.Door, "error")
+		l.refused(ctx, a, err, storage.User{})
 		return storage.User{}, err
 	}
 	u, reason, wait, err := l.verify(ctx, a)
-	release()
 	pad(ctx, wait) // outside the hash slot: waiting costs no CPU
+	var te *ThrottledError
 	switch {
 	case err == nil:
 		l.finish(ctx, keys, right)
@@ -161,6 +167,12 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 		l.finish(ctx, keys, wrong)
 		l.observe(a.Door, "failed")
 		event.Event, event.UserID, event.Detail = "login.failed", u.ID, a.Door+": "+reason
+	case errors.As(err, &te):
+		// The account, found by another name, is held off: this name's
+		// check decided nothing.
+		l.finish(ctx, keys, undecided)
+		l.refused(ctx, a, err, u)
+		return storage.User{}, err
 	default:
 		l.finish(ctx, keys, undecided) // not the user's doing
 		l.observe(a.Door, "error")
@@ -173,32 +185,112 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 	return u, nil
 }
 
-// verify decides a password. A refusal is ErrBadCredentials with the
-// reason for the audit log (and the user, when known, for its ID), and
-// how long the caller must wait before answering so that every refusal
-// takes the same time (see timing.go).
-func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, time.Duration, error) {
-	u, err := l.users().UserByLogin(ctx, a.Login)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, "unknown user", l.padding(l.checkDummy(a.Password)), ErrBadCredentials
+// refused reports a check that was not admitted: a ThrottledError is
+// observed and counted into its key's audit row (u is the account when the
+// account's own key refused); anything else is an error.
+func (l *Login) refused(ctx context.Context, a Attempt, err error, u storage.User) {
+	var te *ThrottledError
+	if !errors.As(err, &te) {
+		l.observe(a.Door, "error")
+		return
 	}
+	l.observe(a.Door, "throttled")
+	l.auditThrottled(ctx, a, te, u)
+}
+
+// oversizedLogEvery is how often a flood of oversized attempts is logged.
+const oversizedLogEvery = time.Minute
+
+// refuseOversized observes an attempt too long to check and logs it (at
+// most once per oversizedLogEvery, with the number refused meanwhile),
+// without what was typed.
+func (l *Login) refuseOversized(a Attempt) {
+	l.observe(a.Door, "oversized")
+	n := l.oversized.Add(1)
+	now := l.now().UnixMilli()
+	last := l.oversizedLogged.Load()
+	if now-last < oversizedLogEvery.Milliseconds() || !l.oversizedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	l.oversized.Add(-n)
+	l.Logger.Info("refused password checks whose login name or password is too long, without checking or recording them",
+		"door", a.Door, "network", a.Network, "login_bytes", len(a.Login), "password_bytes", len(a.Password),
+		"max_login_bytes", MaxLoginLength, "max_password_bytes", MaxPasswordLength, "refused", n)
+}
+
+// verify looks the login name up and decides the password. A refusal is
+// ErrBadCredentials with the reason for the audit log (and the user, when
+// known, for its ID), and how long the caller must wait before answering so
+// that every refusal takes the same time (see timing.go). A known account
+// is admitted under its own throttle key first; when that refuses, the
+// error is a ThrottledError and the user is the account.
+func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, time.Duration, error) {
+	// The hash slot bounds the lookups too: a flood of logins queues
+	// before reaching the user store.
+	release, err := l.hashSlot(ctx)
 	if err != nil {
 		return storage.User{}, "", 0, err
 	}
-	ok, took, err := l.checkHash(u.PasswordHash, a.Password)
+	u, err := l.users().UserByLogin(ctx, a.Login)
+	if errors.Is(err, storage.ErrNotFound) {
+		took := l.checkDummy(a.Password)
+		release()
+		return storage.User{}, "unknown user", l.padding(took), ErrBadCredentials
+	}
+	release() // waiting for the account's counter holds no slot
 	if err != nil {
-		took = l.checkDummy(a.Password) // the same work as a wrong password
+		return storage.User{}, "", 0, err
+	}
+	// What a known account costs beyond its hash (admitting and finishing
+	// the check under its own throttle key) is part of its check's time,
+	// which refusals are padded to; waiting (for other checks of the
+	// account, for a hash slot) is not: it is no work, and would skew the
+	// average.
+	start := time.Now()
+	keys, waited, err := l.admitUser(ctx, u.ID)
+	if err != nil {
+		return storage.User{ID: u.ID, Username: u.Username}, "", 0, err
+	}
+	var took time.Duration
+	if !waited {
+		took = time.Since(start)
+	}
+	release, err = l.hashSlot(ctx)
+	if err != nil {
+		l.finish(ctx, keys, undecided)
+		return storage.User{}, "", 0, err
+	}
+	start = time.Now()
+	ok, err := password.Verify(u.PasswordHash, a.Password)
+	usable := err == nil
+	if !usable {
+		l.checkDummy(a.Password) // the same work as a wrong password
+	}
+	release()
+	var reason string
+	switch {
+	case !usable:
 		if _, seen := l.badHashes.LoadOrStore(u.ID, true); !seen {
 			// The user ID, never the hash, goes into the log.
 			l.Logger.Warn("stored password hash is unusable; the user cannot log in with a password", "user_id", u.ID, "err", err)
 		}
-		return storage.User{ID: u.ID}, "unusable password hash", l.padding(took), ErrBadCredentials
-	}
-	switch {
+		reason = "unusable password hash"
 	case !ok:
-		return storage.User{ID: u.ID}, "wrong password", l.padding(took), ErrBadCredentials
+		reason = "wrong password"
 	case u.Disabled:
-		return storage.User{ID: u.ID}, "account disabled", l.padding(took), ErrBadCredentials
+		reason = "account disabled"
+	}
+	if reason == "" {
+		l.finish(ctx, keys, right)
+	} else {
+		l.finish(ctx, keys, wrong)
+	}
+	took += time.Since(start)
+	if usable {
+		l.storedCost.add(took)
+	}
+	if reason != "" {
+		return storage.User{ID: u.ID}, reason, l.padding(took), ErrBadCredentials
 	}
 	// Only mxidp's own table is written; a platform keeps its hashes.
 	if _, builtin := l.users().(*storage.Store); builtin && password.NeedsRehash(u.PasswordHash, l.Hash) {

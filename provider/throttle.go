@@ -10,8 +10,13 @@ import (
 	"github.com/mxidp/mxidp/storage"
 )
 
-// ThrottlePolicy limits password checks per login name and per client
-// network, with counters in the database that every instance shares.
+// ThrottlePolicy limits password checks per login name, per account and
+// per client network, with counters in the database that every instance
+// shares. The login name (as typed) is counted before the account is looked
+// up, so that unknown names are throttled exactly like real ones; the
+// account (by its ID) after, so that its username, its e-mail address and
+// any other spelling a platform's database finds it by share one
+// allowance.
 //
 // A key's first Burst checks run at once; each further check waits a delay
 // that doubles from BaseDelay up to MaxDelay, and checks that come sooner
@@ -22,7 +27,7 @@ import (
 // not, until ForgetAfter has passed or an operator runs `mxidp user
 // unlock`. Counts older than ForgetAfter are forgotten.
 type ThrottlePolicy struct {
-	AccountBurst int // checks per login name before delays begin; 0 turns the account limit off
+	AccountBurst int // checks per login name and per account before delays begin; 0 turns the account limit off
 	NetworkBurst int // checks per client network (IPv4 address, IPv6 /64); 0 turns it off
 	BaseDelay    time.Duration
 	MaxDelay     time.Duration
@@ -74,6 +79,8 @@ func (p ThrottlePolicy) delays(burst int, hardLock bool) func(n int64) time.Dura
 type ThrottledError struct {
 	Key        string // "account" or "network"
 	RetryAfter time.Duration
+
+	counter string // the throttle key that refused, e.g. "network:192.0.2.1"
 }
 
 func (e *ThrottledError) Error() string {
@@ -92,19 +99,46 @@ func (l *Login) policy() ThrottlePolicy {
 	return DefaultThrottle
 }
 
-// throttleKeys lists the counters of an attempt: its login name (as typed,
-// so that unknown names are throttled exactly like real ones) and its
-// client network.
+// throttleKeys lists the counters an attempt is admitted under before its
+// account is looked up: its client network first, so that a network that
+// is held off writes no counter for each name it tries, then its login name
+// as typed.
 func (l *Login) throttleKeys(a Attempt) []throttleKey {
 	p := l.policy()
 	var keys []throttleKey
-	if p.AccountBurst > 0 {
-		keys = append(keys, throttleKey{"account", "account:" + strings.ToLower(strings.TrimSpace(a.Login))})
-	}
 	if n := clientNetwork(a.Network); n != "" && p.NetworkBurst > 0 {
 		keys = append(keys, throttleKey{"network", "network:" + n})
 	}
+	if p.AccountBurst > 0 {
+		keys = append(keys, loginKey(a.Login))
+	}
 	return keys
+}
+
+// loginKey is the counter of a login name as typed.
+func loginKey(login string) throttleKey {
+	return throttleKey{"account", "account:" + strings.ToLower(strings.TrimSpace(login))}
+}
+
+// userKey is the counter of an account, whatever name it was found by.
+func userKey(userID string) throttleKey {
+	return throttleKey{"account", "user:" + userID}
+}
+
+// admitUser admits a check under the account the login name was found
+// to be, or refuses it (ThrottledError) when that account's allowance is
+// spent, by whichever of its names. waited says whether it had to wait for
+// other checks of the account.
+func (l *Login) admitUser(ctx context.Context, userID string) (keys []throttleKey, waited bool, err error) {
+	p := l.policy()
+	if p.AccountBurst <= 0 {
+		return nil, false, nil
+	}
+	k := userKey(userID)
+	if waited, err = l.admitOne(ctx, k, int64(p.AccountBurst), p.ForgetAfter); err != nil {
+		return nil, waited, err
+	}
+	return []throttleKey{k}, waited, nil
 }
 
 // clientNetwork is the part of a client address one party controls: the
@@ -132,7 +166,7 @@ func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 		if k.kind == "network" {
 			burst = p.NetworkBurst
 		}
-		err := l.admitOne(ctx, k, int64(burst), p.ForgetAfter)
+		_, err := l.admitOne(ctx, k, int64(burst), p.ForgetAfter)
 		if err != nil {
 			l.finish(ctx, admitted, undecided)
 			return nil, err
@@ -143,22 +177,24 @@ func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 }
 
 // admitOne waits for key's admission: while the key's allowance is taken
-// by checks under way it asks again, a little later each time.
-func (l *Login) admitOne(ctx context.Context, k throttleKey, burst int64, forgetAfter time.Duration) error {
+// by checks under way it asks again, a little later each time. waited
+// says whether it did.
+func (l *Login) admitOne(ctx context.Context, k throttleKey, burst int64, forgetAfter time.Duration) (waited bool, err error) {
 	wait := 5 * time.Millisecond
 	for {
 		adm, err := l.Store.Admit(ctx, k.key, burst, forgetAfter)
 		switch {
 		case err != nil:
-			return err
+			return waited, err
 		case adm.Admitted:
-			return nil
+			return waited, nil
 		case !adm.Busy:
-			return &ThrottledError{Key: k.kind, RetryAfter: adm.RetryAfter}
+			return waited, &ThrottledError{Key: k.kind, RetryAfter: adm.RetryAfter, counter: k.key}
 		}
+		waited = true
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for earlier password checks of this %s: %w", k.kind, ctx.Err())
+			return waited, fmt.Errorf("waiting for earlier password checks of this %s: %w", k.kind, ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 100*time.Millisecond)
@@ -195,18 +231,19 @@ func (l *Login) finish(ctx context.Context, keys []throttleKey, o outcome) {
 	}
 }
 
-// Unlock clears the throttle counters of a user's login names: the
-// username and the e-mail address (`mxidp user unlock`).
+// Unlock clears the throttle counters of a user: the account's and its
+// login names' (the username and the e-mail address; `mxidp user unlock`).
 func (a *Accounts) Unlock(ctx context.Context, username string) error {
 	u, err := a.User(ctx, username)
 	if err != nil {
 		return err
 	}
-	for _, login := range []string{u.Username, u.Email} {
-		if login == "" {
-			continue
-		}
-		if err := a.Store.ClearThrottle(ctx, "account:"+login); err != nil {
+	keys := []throttleKey{userKey(u.ID), loginKey(u.Username)}
+	if u.Email != "" {
+		keys = append(keys, loginKey(u.Email))
+	}
+	for _, k := range keys {
+		if err := a.Store.ClearThrottle(ctx, k.key); err != nil {
 			return err
 		}
 	}
@@ -216,6 +253,35 @@ func (a *Accounts) Unlock(ctx context.Context, username string) error {
 // audit records a security event; a failure is logged, never fatal.
 func (l *Login) audit(ctx context.Context, e storage.AuditEvent) {
 	if err := l.Store.AddAuditEvent(context.WithoutCancel(ctx), e); err != nil {
+		l.Logger.Warn("recording an audit event failed", "event", e.Event, "err", err)
+	}
+}
+
+// throttledWindow is how long the refusals of one throttle key share one
+// audit row: a flood of refused checks costs a row per key and hour, not
+// a row each.
+const throttledWindow = time.Hour
+
+// auditThrottled records a refused check in the row of the key that
+// refused it. The row names what the key counts: the login name as typed,
+// the account (u, found by the lookup), or the network, whose refusals
+// cover many names and so name none.
+func (l *Login) auditThrottled(ctx context.Context, a Attempt, te *ThrottledError, u storage.User) {
+	e := storage.AuditEvent{Event: "login.throttled", ClientID: a.ClientID, Network: a.Network,
+		Detail: fmt.Sprintf("by %s; next check in %s", te.Key, te.RetryAfter.Round(time.Second))}
+	if a.Door != "" {
+		e.Detail = a.Door + ", " + e.Detail
+	}
+	switch {
+	case strings.HasPrefix(te.counter, "network:"):
+		e.Network = strings.TrimPrefix(te.counter, "network:")
+	case strings.HasPrefix(te.counter, "user:"):
+		e.UserID, e.Username = u.ID, u.Username
+	default:
+		e.Username = strings.TrimPrefix(te.counter, "account:")
+	}
+	err := l.Store.AddRepeatedAuditEvent(context.WithoutCancel(ctx), e, e.Event+" "+a.Door+" "+te.counter, throttledWindow)
+	if err != nil {
 		l.Logger.Warn("recording an audit event failed", "event", e.Event, "err", err)
 	}
 }

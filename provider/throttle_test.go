@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,8 @@ import (
 	"github.com/mxidp/mxidp/storage"
 )
 
-// auditCount counts the audit events of one kind and detail.
+// auditCount counts the audit events of one kind and detail (a repeated
+// event as often as it happened).
 func auditCount(t *testing.T, s *storage.Store, event, detail string) int {
 	t.Helper()
 	evs, err := s.AuditEvents(context.Background(), storage.AuditFilter{Event: event, Limit: 10000})
@@ -25,10 +27,42 @@ func auditCount(t *testing.T, s *storage.Store, event, detail string) int {
 	n := 0
 	for _, e := range evs {
 		if detail == "" || e.Detail == detail {
-			n++
+			n += int(e.Count)
 		}
 	}
 	return n
+}
+
+// auditRows counts the audit log's rows of one kind.
+func auditRows(t *testing.T, s *storage.Store, event string) int {
+	t.Helper()
+	evs, err := s.AuditEvents(context.Background(), storage.AuditFilter{Event: event, Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+// throttleKeys lists the throttle table's keys, sorted.
+func throttleKeys(t *testing.T, s *storage.Store) []string {
+	t.Helper()
+	rows, err := s.DB().QueryContext(context.Background(), `SELECT key FROM throttle ORDER BY key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	keys := []string{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // The attack of the issue's acceptance: 100 parallel wrong guesses for one
@@ -77,6 +111,10 @@ func TestParallelGuessesGetNoMoreChecksThanTheBurst(t *testing.T) {
 		if bad != 5 || throttled != 95 || checks != 5 {
 			t.Errorf("100 parallel guesses: %d wrong-password answers, %d throttled, %d password checks audited; want 5, 95, 5", bad, throttled, checks)
 		}
+		// The refusals are counted, not written one by one.
+		if n, rows := auditCount(t, l.Store, "login.throttled", ""), auditRows(t, l.Store, "login.throttled"); n != 95 || rows != 1 {
+			t.Errorf("the audit log counts %d throttled checks in %d rows; want 95 in 1", n, rows)
+		}
 		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "bob", Password: "bob right password", Network: "198.51.100.7"}); err != nil {
 			t.Errorf("another account was affected: %v", err)
 		}
@@ -109,13 +147,18 @@ func TestHardLockRefusesTheRightPasswordUntilUnlocked(t *testing.T) {
 			l.CheckPassword(ctx, provider.Attempt{Login: "alice", Password: "guess"})
 		}
 		time.Sleep(5 * time.Millisecond) // longer than max_delay: a soft lock would be over
-		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "alice", Password: "right password"}); !errors.As(err, new(*provider.ThrottledError)) {
-			t.Errorf("hard-locked account, right password: %v; want throttled", err)
+		for _, login := range []string{"alice", "alice@example.org"} {
+			if _, err := l.CheckPassword(ctx, provider.Attempt{Login: login, Password: "right password"}); !errors.As(err, new(*provider.ThrottledError)) {
+				t.Errorf("hard-locked account, right password as %s: %v; want throttled", login, err)
+			}
 		}
 		if err := a.Unlock(ctx, "Alice"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "alice", Password: "right password"}); err != nil {
+		if keys := throttleKeys(t, a.Store); len(keys) != 0 {
+			t.Errorf("after user unlock the counters are %v; want none", keys)
+		}
+		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "alice@example.org", Password: "right password"}); err != nil {
 			t.Errorf("after user unlock: %v", err)
 		}
 		if n := auditCount(t, a.Store, "user.unlocked", ""); n != 1 {
@@ -149,11 +192,108 @@ func TestNetworkBurstCoversEveryAccountFromOneAddress(t *testing.T) {
 		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "someone", Password: "guess", Network: "2001:db8:1:3::1"}); !errors.Is(err, provider.ErrBadCredentials) {
 			t.Errorf("another /64: %v; want a plain refusal", err)
 		}
+		// Both refusals by the network are one row, which names the
+		// network and no login name (it covers any).
 		evs, _ := a.Store.AuditEvents(ctx, storage.AuditFilter{Event: "login.throttled"})
-		if len(evs) != 2 || !slices.ContainsFunc(evs, func(e storage.AuditEvent) bool {
-			return e.Username == "someone" && e.Network == "2001:db8:1:2::99" && e.Detail == "by network; next check in 1h0m0s"
-		}) {
+		if len(evs) != 1 || evs[0].Username != "" || evs[0].Network != "2001:db8:1:2::/64" || evs[0].Count != 2 || evs[0].Detail != "by network; next check in 1h0m0s" {
 			t.Errorf("throttle events = %+v", evs)
+		}
+		// A network held off writes no counter for the names it tries.
+		if keys := throttleKeys(t, a.Store); slices.Contains(keys, "account:userk") || len(keys) != 13 {
+			t.Errorf("throttle counters = %v; want the 11 names checked (not userk, refused by its network) and the 2 networks", keys)
+		}
+	})
+}
+
+// An account found by its username and by its e-mail address has one
+// allowance: guesses alternating between the two get the burst in total.
+func TestAccountBurstCoversEveryNameOfTheAccount(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *provider.Accounts) {
+		ctx := context.Background()
+		if _, err := a.AddUser(ctx, provider.NewUser{Username: "alice", Email: "alice@example.org", Password: "right password"}); err != nil {
+			t.Fatal(err)
+		}
+		l := newLogin(a)
+		l.Throttle = &provider.ThrottlePolicy{AccountBurst: 5, NetworkBurst: 1000, BaseDelay: time.Hour, MaxDelay: time.Hour, ForgetAfter: 24 * time.Hour}
+		var answers []string
+		for i := range 10 {
+			login := []string{"alice", "Alice@Example.org"}[i%2]
+			_, err := l.CheckPassword(ctx, provider.Attempt{Login: login, Password: "guess", Network: "192.0.2.9", Door: "test"})
+			var te *provider.ThrottledError
+			switch {
+			case errors.As(err, &te) && te.Key == "account":
+				answers = append(answers, "throttled")
+			case errors.Is(err, provider.ErrBadCredentials):
+				answers = append(answers, "wrong")
+			default:
+				t.Fatalf("guess %d as %s: %v", i+1, login, err)
+			}
+		}
+		want := []string{"wrong", "wrong", "wrong", "wrong", "wrong", "throttled", "throttled", "throttled", "throttled", "throttled"}
+		if !slices.Equal(answers, want) {
+			t.Errorf("alternating guesses: %v; want %v", answers, want)
+		}
+		if n := auditCount(t, a.Store, "login.failed", "test: wrong password"); n != 5 {
+			t.Errorf("%d password checks; want 5", n)
+		}
+		// The account's own refusals are one row that names the account.
+		evs, _ := a.Store.AuditEvents(ctx, storage.AuditFilter{User: "alice", Event: "login.throttled"})
+		var byAccount int64
+		for _, e := range evs {
+			if e.UserID != "" {
+				byAccount += e.Count
+				if e.Username != "alice" {
+					t.Errorf("the account's throttle row names %q; want alice", e.Username)
+				}
+			}
+		}
+		if byAccount == 0 {
+			t.Errorf("no throttle row for the account: %+v", evs)
+		}
+		// A name nobody has keeps its own allowance.
+		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "bob", Password: "guess", Network: "192.0.2.9"}); !errors.Is(err, provider.ErrBadCredentials) {
+			t.Errorf("an unknown name: %v; want a plain refusal", err)
+		}
+	})
+}
+
+// A login name or password too long to be anyone's is refused unchecked,
+// and writes neither a counter nor an audit row, however often it comes.
+func TestOversizedAttemptsAreRefusedWithoutAWrite(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *provider.Accounts) {
+		ctx := context.Background()
+		if _, err := a.AddUser(ctx, provider.NewUser{Username: "alice", Password: "right password"}); err != nil {
+			t.Fatal(err)
+		}
+		l := newLogin(a)
+		var results []string
+		l.Observe = func(door, result string) { results = append(results, result) }
+		long := strings.Repeat("a", provider.MaxLoginLength+1)
+		for _, at := range []provider.Attempt{
+			{Login: long, Password: "guess", Network: "192.0.2.1"},
+			{Login: "alice", Password: strings.Repeat("p", provider.MaxPasswordLength+1), Network: "192.0.2.1"},
+		} {
+			for range 50 {
+				if _, err := l.CheckPassword(ctx, at); !errors.Is(err, provider.ErrBadCredentials) {
+					t.Fatalf("oversized attempt: %v; want ErrBadCredentials", err)
+				}
+			}
+		}
+		if keys := throttleKeys(t, a.Store); len(keys) != 0 {
+			t.Errorf("throttle counters = %v; want none", keys)
+		}
+		if n := auditRows(t, a.Store, "login"); n != 0 {
+			t.Errorf("%d login audit rows; want none", n)
+		}
+		if len(results) != 100 || slices.IndexFunc(results, func(r string) bool { return r != "oversized" }) >= 0 {
+			t.Errorf("observed %d results (%v…); want 100 oversized", len(results), results[:min(3, len(results))])
+		}
+		// The longest allowed are checked as usual.
+		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: long[1:], Password: "guess"}); !errors.Is(err, provider.ErrBadCredentials) || auditRows(t, a.Store, "login.failed") != 1 {
+			t.Errorf("a %d-byte login: %v, not checked", provider.MaxLoginLength, err)
+		}
+		if err := a.SetPassword(ctx, "alice", strings.Repeat("p", provider.MaxPasswordLength+1)); err == nil {
+			t.Error("an operator could set a password no login accepts")
 		}
 	})
 }

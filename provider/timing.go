@@ -12,9 +12,10 @@ import (
 // time of an answer tells who has an account. An unknown user costs one
 // check of a dummy hash at the configured cost; a known user costs their
 // stored hash, which may be cheaper (an imported {SSHA}) or dearer (a
-// platform's PBKDF2 with 600,000 iterations). So every refusal is padded
-// to the larger of the two usual costs: the dummy's, and a moving average
-// of the stored hashes' checks.
+// platform's PBKDF2 with 600,000 iterations), and their account's throttle
+// counter (admitting and finishing the check under it). So every refusal
+// is padded to the larger of the two usual costs: the dummy's, and a
+// moving average of the known users' checks.
 
 // costAverage is a moving average of durations, safe for concurrent use.
 type costAverage struct{ nanos atomic.Int64 }
@@ -34,17 +35,6 @@ func (c *costAverage) add(d time.Duration) {
 }
 
 func (c *costAverage) get() time.Duration { return time.Duration(c.nanos.Load()) }
-
-// checkHash verifies pw against a stored hash, timed for the averages.
-func (l *Login) checkHash(hash, pw string) (ok bool, took time.Duration, err error) {
-	start := time.Now()
-	ok, err = password.Verify(hash, pw)
-	took = time.Since(start)
-	if err == nil {
-		l.storedCost.add(took)
-	}
-	return ok, took, err
-}
 
 // checkDummy verifies pw against the dummy hash, timed for the averages.
 func (l *Login) checkDummy(pw string) time.Duration {

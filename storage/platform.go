@@ -355,8 +355,12 @@ func (p *Platform) one(ctx context.Context, q platformQuery, arg string) (platfo
 	return platformRow{}, ErrNotFound
 }
 
-// UserByLogin runs by_login with what the user typed (trimmed). A match on
-// an e-mail address counts only when the address is verified.
+// UserByLogin runs by_login with what the user typed (trimmed). The row
+// counts only when what was typed is its verified e-mail address (case
+// aside) or its username in the canonical localpart form (case aside):
+// a platform table whose collation folds accents or width finds "alicé"
+// or "ａｌｉｃｅ" as alice, and each such spelling would be one more name
+// to guess alice's password under.
 func (p *Platform) UserByLogin(ctx context.Context, login string) (User, error) {
 	login = strings.TrimSpace(login)
 	if login == "" {
@@ -366,7 +370,10 @@ func (p *Platform) UserByLogin(ctx context.Context, login string) (User, error) 
 	if err != nil {
 		return User{}, err
 	}
-	if strings.Contains(login, "@") && r.Username != strings.ToLower(login) && !(r.EmailVerified && r.Email == strings.ToLower(login)) {
+	if r.EmailVerified && r.Email != "" && r.Email == strings.ToLower(login) {
+		return r.User, nil
+	}
+	if lp, err := p.opts.Localpart(login); err != nil || lp != r.Username {
 		return User{}, ErrNotFound
 	}
 	return r.User, nil
