@@ -20,7 +20,7 @@ func (upDB) Ping(context.Context) error { return nil }
 
 type noKeys struct{}
 
-func (noKeys) JWKS() []byte            { return []byte(`{"keys":[]}`) }
+func (noKeys) JWKS() []byte           { return []byte(`{"keys":[]}`) }
 func (noKeys) SigningKeyReady() error { return nil }
 
 // Every body is capped before a handler reads it: 64 KiB, and 8 MiB for

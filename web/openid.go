@@ -24,6 +24,10 @@ type OpenID struct {
 	Branding  Branding
 	// TrustedProxies may name the client in X-Forwarded-For (see clientAddr).
 	TrustedProxies []netip.Prefix
+	// AuthorizeBurst authorization requests may be opened at once from one
+	// client network, AuthorizePerSecond after that; 0 means no limit.
+	AuthorizeBurst     int
+	AuthorizePerSecond float64
 	// FormKey keys the CSRF tokens of the pages' forms; every instance of
 	// a deployment needs the same one. Empty means a random key for this
 	// process alone.
@@ -38,6 +42,9 @@ type openIDRoutes struct {
 	secureCookies bool
 	cookiePath    string
 	formKey       []byte
+	// authorizeLimit bounds the authorization requests one network may
+	// open (each is stored until it expires).
+	authorizeLimit *networkLimiter
 }
 
 func mountOpenID(r chi.Router, o OpenID) {
@@ -46,7 +53,8 @@ func mountOpenID(r chi.Router, o OpenID) {
 	if path == "" {
 		path = "/"
 	}
-	h := &openIDRoutes{OpenID: o, secureCookies: u.Scheme == "https", cookiePath: path, formKey: o.FormKey}
+	h := &openIDRoutes{OpenID: o, secureCookies: u.Scheme == "https", cookiePath: path, formKey: o.FormKey,
+		authorizeLimit: newNetworkLimiter(o.AuthorizePerSecond, float64(o.AuthorizeBurst))}
 	if len(h.formKey) == 0 {
 		h.formKey = make([]byte, 32)
 		rand.Read(h.formKey)
@@ -138,6 +146,11 @@ func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
 			Detail: problem, RequestID: w.Header().Get(requestIDHeader), Alert: true})
 		return
 	}
+	if ok, wait := h.authorizeLimit.allow(clientAddr(r, h.TrustedProxies)); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		messagePage(w, h.page(r, r.Form.Get("ui_locales")), http.StatusTooManyRequests, "error.busy.title", "error.busy.text")
+		return
+	}
 	binding := h.browserBinding(w, r)
 	r = r.WithContext(provider.WithBrowserBinding(r.Context(), provider.HashBrowserBinding(binding)))
 	cw := &plainErrorCatcher{ResponseWriter: w}
@@ -149,6 +162,15 @@ func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
 			Detail: authorizeRefusalDetail(cw.body.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
 	}
 }
+
+// By default one network may open DefaultAuthorizeBurst authorization
+// requests at once and DefaultAuthorizePerSecond after that: a school
+// behind one address signs in a few hundred people in a morning rush,
+// while rows stay bounded at about 10,000 per network and request lifetime.
+const (
+	DefaultAuthorizeBurst     = 300
+	DefaultAuthorizePerSecond = 5
+)
 
 // authorizeParamCaps bounds, in bytes, the authorization request's
 // parameters that are stored or shown; any other parameter is bounded by

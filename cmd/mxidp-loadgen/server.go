@@ -76,7 +76,7 @@ func (in *instance) env() []string {
 // a free port (issuer and listener must agree).
 func (in *instance) configure(name, passwords string) error {
 	in.config = filepath.Join(in.dir, name+".yaml")
-	if err := os.WriteFile(in.config, []byte("log: {level: warn}\n"+passwords), 0o600); err != nil {
+	if err := os.WriteFile(in.config, []byte("log: {level: warn}\nthrottle: {authorize_burst: 0}\n"+passwords), 0o600); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -313,6 +314,52 @@ func TestBrowserLoginBegunInOneTabFinishesInAnother(t *testing.T) {
 		l := e.exchange(cfg, codeFrom(t, rp.callback(t, second), r))
 		if l.claims.PreferredUsername != "alice" {
 			t.Errorf("signed in as %q, want alice", l.claims.PreferredUsername)
+		}
+	})
+}
+
+// Every authorization request is a stored row, written for whoever asks:
+// one network gets the burst and the rate, then 429 with Retry-After, so
+// no one can fill the database by opening requests.
+func TestAuthorizeFloodFromOneNetworkIsBounded(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		cfg := e.config(e.addClient("synapse"), oauth2.AuthStyleInHeader)
+		u := cfg.AuthCodeURL("s", oidc.Nonce("n"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		start := time.Now()
+		opened, refused := 0, 0
+		var retryAfter string
+		for range 400 {
+			resp, err := client.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusFound:
+				opened++
+			case http.StatusTooManyRequests:
+				refused++
+				retryAfter = resp.Header.Get("Retry-After")
+			default:
+				t.Fatalf("authorize answered %d", resp.StatusCode)
+			}
+		}
+		limit := 300 + int(5*time.Since(start).Seconds()) + 1
+		if opened > limit || refused == 0 || retryAfter == "" {
+			t.Errorf("400 authorization requests from one address: %d opened (limit %d), %d refused (Retry-After %q)", opened, limit, refused, retryAfter)
+		}
+		// Another network (named by the trusted proxy on loopback) is not
+		// held up by the first one's flood.
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("X-Forwarded-For", "198.51.100.7")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Errorf("another network during the flood: %d, want the login page", resp.StatusCode)
 		}
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/provider/password"
 	"github.com/mxidp/mxidp/storage"
+	"github.com/mxidp/mxidp/web"
 	"gopkg.in/yaml.v3"
 )
 
@@ -53,6 +54,10 @@ type ThrottleConfig struct {
 	MaxDelay     time.Duration `yaml:"max_delay"`
 	ForgetAfter  time.Duration `yaml:"forget_after"`
 	HardLock     bool          `yaml:"hard_lock"`
+	// AuthorizeBurst and AuthorizePerSecond bound the authorization
+	// requests one client network opens (each is stored until it expires).
+	AuthorizeBurst     int     `yaml:"authorize_burst"`
+	AuthorizePerSecond float64 `yaml:"authorize_per_second"`
 }
 
 // Policy converts the settings for package provider.
@@ -197,7 +202,8 @@ func defaultConfig() Config {
 		Throttle: ThrottleConfig{
 			AccountBurst: provider.DefaultThrottle.AccountBurst, NetworkBurst: provider.DefaultThrottle.NetworkBurst,
 			BaseDelay: provider.DefaultThrottle.BaseDelay, MaxDelay: provider.DefaultThrottle.MaxDelay,
-			ForgetAfter: provider.DefaultThrottle.ForgetAfter,
+			ForgetAfter:    provider.DefaultThrottle.ForgetAfter,
+			AuthorizeBurst: web.DefaultAuthorizeBurst, AuthorizePerSecond: web.DefaultAuthorizePerSecond,
 		},
 		Audit:          AuditConfig{Retention: 90 * 24 * time.Hour},
 		TrustedProxies: loopback,
@@ -421,6 +427,9 @@ func (c *Config) validate() []string {
 	problems = append(problems, c.REST.validate()...)
 	if err := c.Throttle.Policy().Validate(); err != nil {
 		add("throttle: %v; the defaults are account_burst 5, network_burst 30, base_delay 1s, max_delay 10m, forget_after 24h", err)
+	}
+	if c.Throttle.AuthorizeBurst < 0 || c.Throttle.AuthorizePerSecond < 0 {
+		add("throttle.authorize_burst and authorize_per_second must not be negative; 0 turns the limit off, the defaults are 300 and 5")
 	}
 	if c.Audit.Retention < time.Hour {
 		add("audit.retention: %v; keep the audit log at least 1h, like 2160h (90 days)", c.Audit.Retention)

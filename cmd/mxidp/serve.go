@@ -174,6 +174,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	svc.handler = web.NewHandler(web.Deps{DB: db, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
 		Branding: branding, TrustedProxies: trusted, FormKey: formKey,
+		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }

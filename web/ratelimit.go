@@ -1,0 +1,89 @@
+package web
+
+import (
+	"math"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// networkLimiter bounds how often one client network may do something that
+// writes without authentication: here, opening authorization requests,
+// each of which is a row in the database until it expires. It is a token
+// bucket per network (an IPv4 address, an IPv6 /64), kept in memory: each
+// instance bounds what it writes itself.
+type networkLimiter struct {
+	rate  float64 // tokens per second
+	burst float64
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// maxLimiterEntries bounds the limiter's own memory; past it, networks
+// whose buckets have refilled are forgotten (they would be admitted
+// anyway), and if that is not enough, all are.
+const maxLimiterEntries = 100_000
+
+func newNetworkLimiter(perSecond, burst float64) *networkLimiter {
+	return &networkLimiter{rate: perSecond, burst: burst, now: time.Now, buckets: map[string]*bucket{}}
+}
+
+// allow takes a token for the network of addr, or says how long until one
+// is there. An address that cannot be read shares one bucket. A limiter
+// with no burst or no rate admits everything.
+func (l *networkLimiter) allow(addr string) (bool, time.Duration) {
+	if l.burst <= 0 || l.rate <= 0 {
+		return true, 0
+	}
+	key := networkKey(addr)
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= maxLimiterEntries {
+			l.sweep(now)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	}
+	b.tokens--
+	return true, 0
+}
+
+func (l *networkLimiter) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= maxLimiterEntries {
+		clear(l.buckets)
+	}
+}
+
+// networkKey is an IPv4 address or an IPv6 /64: one household or one
+// machine's range, which an attacker gets by the thousand.
+func networkKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "unknown"
+	}
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
