@@ -384,6 +384,13 @@ func hmacEqual(posted, want string) bool { return hmac.Equal([]byte(posted), []b
 // it, gets a code, and only once. Everything else gets a page, and a
 // request that is not completed yet goes back to its login page.
 func (h *openIDRoutes) callback(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Only redirects lead here; a body could also name another id
+		// than the one checked below.
+		w.Header().Set("Allow", "GET, HEAD")
+		messagePage(w, h.page(r, ""), http.StatusMethodNotAllowed, "error.form.title", "error.form.text")
+		return
+	}
 	id := r.URL.Query().Get("id")
 	a, err := h.Login.Store.AuthRequestByID(r.Context(), id)
 	if err == nil && a.Consumed {

@@ -59,7 +59,7 @@ func newMetrics(pending func(context.Context) (int, error)) *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route"}),
 		passwordChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mxidp_password_checks_total", Help: "Password checks by door (login page, rest) and result (succeeded, failed, throttled, error).",
+			Name: "mxidp_password_checks_total", Help: "Password checks by door (login page, rest) and result (succeeded, failed, throttled, oversized, error).",
 		}, []string{"door", "result"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.passwordChecks,

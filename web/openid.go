@@ -75,8 +75,11 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.HandleFunc("/end_session", h.endSession)
 	r.Post(logoutPath, h.logoutSubmit)
 	r.HandleFunc("/authorize", h.authorize)
-	r.Get("/authorize/callback", h.callback)
-	// Its callback, token, introspection and revocation.
+	// Every method: the library would otherwise answer the ones not
+	// routed here itself, unguarded.
+	r.HandleFunc("/authorize/callback", h.callback)
+	// Everything else the library serves itself: introspection,
+	// revocation, and the token endpoint through mountToken's checks.
 	r.NotFound(o.OP.ServeHTTP)
 	r.MethodNotAllowed(o.OP.ServeHTTP)
 }

@@ -118,11 +118,20 @@ func TestCallbackGivesOneCodeOnlyToTheCompletingSession(t *testing.T) {
 			u, _ := url.Parse(e.issuer)
 			victim.c.Jar.SetCookies(u, []*http.Cookie{{Name: "mxidp_browser", Value: binding, Path: "/"}})
 		}
-		p = victim.get(link) // single sign-on completes the request in the victim's browser
-		if gotCode(attacker, attacker.get(e.issuer+"/authorize/callback?id="+url.QueryEscape(id)), c.redirectURI) {
+		victim.get(link) // single sign-on completes the request in the victim's browser
+		callback = e.issuer + "/authorize/callback?id=" + url.QueryEscape(id)
+		if gotCode(attacker, attacker.get(callback), c.redirectURI) {
 			t.Fatal("the attacker collected the code of a request the victim completed")
 		}
-		_ = p
+		// Nor through another method, which the router might hand to the
+		// library unguarded.
+		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			req, _ := http.NewRequest(method, callback, strings.NewReader(url.Values{"id": {id}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if p := attacker.do(req); gotCode(attacker, p, c.redirectURI) {
+				t.Fatalf("the attacker collected the victim's code with %s /authorize/callback", method)
+			}
+		}
 	})
 }
 

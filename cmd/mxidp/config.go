@@ -40,8 +40,9 @@ type Config struct {
 	REST          RESTConfig      `yaml:"rest"`
 	Throttle      ThrottleConfig  `yaml:"throttle"`
 	Audit         AuditConfig     `yaml:"audit"`
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
-	// the client (for the throttle and the audit log), as CIDRs.
+	// TrustedProxies are the reverse proxies, as CIDRs, whose
+	// X-Forwarded-For and Forwarded headers name the client: for the
+	// throttle, the audit log, the authorize limit and the REST allow-list.
 	TrustedProxies []string  `yaml:"trusted_proxies"`
 	Log            LogConfig `yaml:"log"`
 }
@@ -155,8 +156,9 @@ type RESTConfig struct {
 	// SharedSecretFile holds a token callers must send as
 	// "Authorization: Bearer …"; "" requires none.
 	SharedSecretFile string `yaml:"shared_secret_file"`
-	// AllowedNetworks are the source networks served, as CIDRs; empty
-	// serves every address.
+	// AllowedNetworks are the client networks served, as CIDRs: the TCP
+	// peer, or behind a trusted proxy the client it names; empty serves
+	// every address.
 	AllowedNetworks []string `yaml:"allowed_networks"`
 	// Timeout bounds every REST request (ma1sd-rest.md §3.7).
 	Timeout time.Duration `yaml:"timeout"`
