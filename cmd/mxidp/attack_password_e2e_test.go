@@ -262,10 +262,8 @@ func TestThrottledNetworkWritesNoCounterPerName(t *testing.T) {
 					t.Fatalf("probe %d: %d; want 401", i, status)
 				}
 			}
-			var names []string
 			for i := range 20 {
 				name := fmt.Sprintf("spray%d-%s", i, strings.ToLower(randomAlnum(8)))
-				names = append(names, name)
 				if status, form = attempt(t, b, form, name, "guess"); status != http.StatusTooManyRequests {
 					t.Errorf("%s from the held-off network: %d; want 429", name, status)
 				}
