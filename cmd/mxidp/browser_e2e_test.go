@@ -583,12 +583,15 @@ func TestPageScreenshots(t *testing.T) {
 	}{{"desktop", 1280, 800}, {"phone", 360, 780}}
 
 	for _, lang := range []string{"en", "de"} {
-		b := c.user(t)
-		b.do("set the language", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
-			return err
-		}))
-		shoot := func(name string) {
+		speaking := func(b *tab) *tab {
+			b.do("set the language", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+				_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": lang}})
+				return err
+			}))
+			return b
+		}
+		b := speaking(c.user(t))
+		shootIn := func(b *tab, name string) {
 			t.Helper()
 			if got := eval[string](b, `document.documentElement.lang`); got != lang {
 				t.Errorf("%s: page language %q, want %q", name, got, lang)
@@ -619,8 +622,10 @@ func TestPageScreenshots(t *testing.T) {
 			}
 		}
 
+		shoot := func(name string) { t.Helper(); shootIn(b, name) }
 		_, u := authURL(cfg)
 		b.do("open the login page", chromedp.Navigate(u), chromedp.WaitVisible(chromedp.CSS("#password")))
+		loginURL := eval[string](b, `location.href`)
 		shoot("login")
 		b.signIn("alice", "wrong password")
 		b.do("show the error", chromedp.WaitVisible(chromedp.CSS(".alert")), chromedp.WaitVisible(chromedp.CSS("#password")))
@@ -630,6 +635,9 @@ func TestPageScreenshots(t *testing.T) {
 		shoot("consent")
 		b.do("open an expired link", chromedp.Navigate(e.issuer+"/login?id=expired"), chromedp.WaitVisible(chromedp.CSS(".alert")))
 		shoot("error")
+		other := speaking(c.user(t))
+		other.do("open another browser's login link", chromedp.Navigate(loginURL), chromedp.WaitVisible(chromedp.CSS(".alert")))
+		shootIn(other, "other-browser")
 	}
 	if len(dirs) > 1 {
 		t.Logf("screenshots written to %s", dirs[1])
