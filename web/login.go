@@ -65,7 +65,7 @@ func (h *openIDRoutes) loginPage(w http.ResponseWriter, r *http.Request) {
 func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, status int, username, problem string, remember bool) {
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("login.title")
-	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.requestToken(r, a),
+	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.requestToken(r, a, loginFormName, ""),
 		Username: username, ClientName: h.clientName(r, a.ClientID), Error: problem, Remember: remember}
 	renderWithFormTarget(w, status, "login.html", form, origin(a.RedirectURI))
 }
@@ -96,10 +96,10 @@ func origin(uri string) string {
 
 // postedForm reads a form about a pending authorization request (the
 // login and consent forms): size-capped, its request still pending and
-// started in this browser, its CSRF token the one made for this request
-// and this browser. Otherwise the user gets a page saying what went wrong
-// and false.
-func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request) (storage.AuthRequest, bool) {
+// started in this browser, its CSRF token the one made for this form, this
+// request, this browser and (consent) the session it was shown to.
+// Otherwise the user gets a page saying what went wrong and false.
+func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request, form, sessionID string) (storage.AuthRequest, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
@@ -109,7 +109,7 @@ func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request) (stora
 	if !ok || !h.sameBrowser(w, r, a) {
 		return storage.AuthRequest{}, false
 	}
-	if !h.requestTokenValid(r, a) {
+	if !h.requestTokenValid(r, a, form, sessionID) {
 		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.form.title", "error.csrf.text")
 		return storage.AuthRequest{}, false
 	}
@@ -118,7 +118,7 @@ func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request) (stora
 
 // loginSubmit checks the password and completes the request.
 func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	a, ok := h.postedForm(w, r)
+	a, ok := h.postedForm(w, r, loginFormName, "")
 	if !ok {
 		return
 	}
@@ -213,7 +213,7 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 	}
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("consent.title")
-	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.requestToken(r, a), ClientName: displayName(c), Username: u.Username}
+	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.requestToken(r, a, consentFormName, s.ID), ClientName: displayName(c), Username: u.Username}
 	for _, scope := range a.Scopes {
 		if _, known := catalogues["en"]["consent.scope."+scope]; known {
 			form.Scopes = append(form.Scopes, "consent.scope."+scope)
@@ -225,12 +225,16 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 // consentSubmit records the user's decision: allow (remembered when asked)
 // completes the login, deny sends access_denied to the client.
 func (h *openIDRoutes) consentSubmit(w http.ResponseWriter, r *http.Request) {
-	a, ok := h.postedForm(w, r)
+	// Only the browser that logged in may decide, through the session
+	// the consent page was shown to: the form's token names it, so the
+	// login form's token (a request demanding a fresh login, prompt=login
+	// or max_age) does not complete the request here with an older
+	// session, and neither does a session that changed meanwhile.
+	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
+	a, ok := h.postedForm(w, r, consentFormName, s.ID)
 	if !ok {
 		return
 	}
-	// Only the browser that logged in may decide, through its session.
-	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
 	if err != nil {
 		messagePage(w, h.page(r, a.UILocales), http.StatusNotFound, "error.expired.title", "error.expired.text")
 		return
@@ -364,16 +368,23 @@ func (h *openIDRoutes) formMAC(purpose string, parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// requestToken is the CSRF token of the login and consent forms of a:
-// bound to the request and to this browser's binding cookie.
-func (h *openIDRoutes) requestToken(r *http.Request, a storage.AuthRequest) string {
+// The forms of an authorization request, each with its own CSRF token.
+const (
+	loginFormName   = "login"
+	consentFormName = "consent"
+)
+
+// requestToken is the CSRF token of a form of a (loginFormName or
+// consentFormName): bound to the request, to this browser's binding cookie
+// and, for the consent form, to the session it is shown to (sessionID).
+func (h *openIDRoutes) requestToken(r *http.Request, a storage.AuthRequest, form, sessionID string) string {
 	binding, _ := h.boundTo(r, a)
-	return h.formMAC("authorization request form", a.ID, binding)
+	return h.formMAC("authorization request form", a.ID, binding, form, sessionID)
 }
 
-func (h *openIDRoutes) requestTokenValid(r *http.Request, a storage.AuthRequest) bool {
+func (h *openIDRoutes) requestTokenValid(r *http.Request, a storage.AuthRequest, form, sessionID string) bool {
 	binding, ok := h.boundTo(r, a)
-	return ok && hmacEqual(r.PostForm.Get("csrf"), h.formMAC("authorization request form", a.ID, binding))
+	return ok && hmacEqual(r.PostForm.Get("csrf"), h.formMAC("authorization request form", a.ID, binding, form, sessionID))
 }
 
 // hmacEqual compares a posted token with the expected one in constant time.
