@@ -237,3 +237,36 @@ func TestClientRefusalsDoNotTellUnknownClientsFromWrongSecrets(t *testing.T) {
 		}
 	})
 }
+
+// Replay without client authentication: whoever holds a used code (from a
+// log, a referrer) and sends it without the client's secret, or under a
+// public client's ID, must not make the login's tokens go. Only the
+// authenticated client's replay revokes them.
+func TestReplayedCodeWithoutClientAuthenticationRevokesNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		c := e.addClient("synapse")
+		e.addClient("app", "--public")
+		cfg := e.config(c, oauth2.AuthStyleInHeader)
+		r := e.authorize(newBrowser(t), cfg)
+		l := e.exchange(cfg, r)
+		for name, form := range map[string]url.Values{
+			"no client at all":              {},
+			"the client without its secret": {"client_id": {c.id}},
+			"a public client's ID":          {"client_id": {"app"}, "code_verifier": {r.verifier}},
+			"a wrong secret":                {"client_id": {c.id}, "client_secret": {"wrong"}},
+		} {
+			form.Set("grant_type", "authorization_code")
+			form.Set("code", r.code)
+			form.Set("redirect_uri", c.redirectURI)
+			if status, _, body := e.postForm(e.meta.Token, form, "", ""); status < 400 {
+				t.Errorf("replay with %s: %d %s, want a refusal", name, status, body)
+			}
+			e.wantUserinfoOK("the access token after a replay with "+name, l.token.AccessToken)
+		}
+		// The client's own replay is the one that revokes (RFC 6749 §4.1.2).
+		if _, err := cfg.Exchange(e.ctx, r.code, oauth2.VerifierOption(r.verifier)); err == nil {
+			t.Fatal("the client's replay succeeded")
+		}
+		e.wantUserinfoRefused("the access token after the client's own replay", l.token.AccessToken)
+	})
+}
