@@ -10,8 +10,9 @@ import (
 const maxMatrixIDLength = 255
 
 // CanonicalLocalpart turns a username into the one Matrix localpart of the
-// account (ma1sd-rest.md §3A.2): lower-cased, made only of a-z 0-9 . _ = - /,
-// and short enough that "@localpart:serverName" fits 255 characters.
+// account (Matrix spec, "User Identifiers"; docs/rest.md): lower-cased,
+// made only of a-z 0-9 . _ = - /, and short enough that
+// "@localpart:serverName" fits 255 characters.
 //
 // Usernames that would not survive Synapse unchanged are refused rather than
 // altered: Synapse escapes a leading "_" and reserves all-digit localparts

@@ -6,10 +6,10 @@ import (
 	"strings"
 )
 
-// MSISDN returns the matching form of a phone number (ma1sd-rest.md
-// §3A.4): E.164 digits without "+", with spaces, "-", "(" and ")"
-// removed. It reports false for anything that is not 2 to 15 digits
-// afterwards.
+// MSISDN returns the matching form of a phone number: E.164 digits
+// without "+", as the Matrix spec writes an msisdn, with spaces, "-", "("
+// and ")" removed. It reports false for anything that is not 2 to 15
+// digits afterwards (E.164 numbers have at most 15).
 func MSISDN(number string) (string, bool) {
 	digits := strings.Map(func(r rune) rune {
 		if strings.ContainsRune(" -()", r) {

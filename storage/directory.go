@@ -14,7 +14,7 @@ import (
 // display name, ignoring case (Unicode case folding, the same on every
 // database). Characters such as % and _ match only themselves. Users come
 // in the order of the words matched by the longest term, then by ID.
-// It is for the Matrix user directory (ma1sd-rest.md §5.2).
+// It is for the Matrix user directory (docs/rest.md).
 //
 // Matching word beginnings rather than any substring is what lets the
 // search use an index (user_search_terms) and answer in a few
@@ -188,7 +188,7 @@ const lookupBatch = 500
 // UsersByEmails returns the users whose (lower-cased) e-mail address is
 // one of emails, keyed by that address, whether verified or not, enabled
 // or not: the caller decides what it may reveal. It answers bulk 3PID
-// lookups (ma1sd-rest.md §5.4) in a few queries instead of one per entry.
+// lookups (docs/rest.md) in a few queries instead of one per entry.
 func (s *Store) UsersByEmails(ctx context.Context, emails []string) (map[string]User, error) {
 	return s.usersIn(ctx, "email", emails, func(u User) string { return u.Email })
 }

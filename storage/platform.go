@@ -13,7 +13,7 @@ import (
 )
 
 // PlatformQueries are the four statements that read a platform's users in
-// place (interface.md, "The platform's user table"). Each takes positional
+// place (docs/platform.md, "The four queries"). Each takes positional
 // parameters ($1, $2) and returns columns by name: id, username and
 // password_hash, and optionally email, email_verified, display_name,
 // disabled, groups, and (mxidp's additions) msisdn and avatar_url.

@@ -112,7 +112,9 @@ func NewHandler(d Deps) http.Handler {
 }
 
 // restFirst hands the REST service its paths before routing, so that
-// "//path" reaches it instead of a 404 or a redirect (ma1sd-rest.md §3.4).
+// "//path" reaches it instead of a 404 or a redirect (docs/rest.md: the
+// callers append the path to a base URL that may end in "/", and follow no
+// redirect for a POST).
 func restFirst(rest http.Handler) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -111,7 +111,7 @@ type PlatformConfig struct {
 }
 
 // PlatformQueries are the SQL statements that read the platform's users
-// (interface.md, "The platform's user table").
+// (docs/platform.md, "The four queries").
 type PlatformQueries struct {
 	ByLogin string `yaml:"by_login"`
 	ByID    string `yaml:"by_id"`
@@ -160,7 +160,7 @@ type RESTConfig struct {
 	// peer, or behind a trusted proxy the client it names; empty serves
 	// every address.
 	AllowedNetworks []string `yaml:"allowed_networks"`
-	// Timeout bounds every REST request (ma1sd-rest.md §3.7).
+	// Timeout bounds every REST request (docs/rest.md, rest.timeout).
 	Timeout time.Duration `yaml:"timeout"`
 	// DirectoryMaxResults caps one user-directory answer.
 	DirectoryMaxResults int `yaml:"directory_max_results"`
@@ -571,7 +571,7 @@ func (r *RESTConfig) validate() []string {
 	_, bad := prefixes("rest.allowed_networks", r.AllowedNetworks)
 	problems = append(problems, bad...)
 	// Below the 30 s write timeout of the listener, so the answer always
-	// gets out; callers never time out themselves (ma1sd-rest.md §3.7).
+	// gets out; callers never time out themselves (docs/rest.md).
 	if r.Timeout < 100*time.Millisecond || r.Timeout > 25*time.Second {
 		add("rest.timeout: %v; use between 100ms and 25s, like 5s", r.Timeout)
 	}

@@ -1,5 +1,5 @@
 -- A phone number (msisdn) and an avatar per user, for the Matrix profile,
--- 3PID lookups and the user directory (ma1sd-rest.md §3A.4, §5.2).
+-- 3PID lookups and the user directory (docs/rest.md).
 
 -- +goose Up
 ALTER TABLE users ADD COLUMN msisdn TEXT NOT NULL DEFAULT '';     -- E.164 digits without '+'; '' when none; set by the operator, so verified

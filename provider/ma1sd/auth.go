@@ -11,7 +11,8 @@ import (
 )
 
 // threePID is a third-party identifier in generated answers: e-mail
-// lower-cased, msisdn as bare digits (ma1sd-rest.md §3A.4).
+// lower-cased, as Synapse stores addresses, msisdn as bare E.164 digits
+// without "+", as the Matrix spec writes phone numbers (docs/rest.md).
 type threePID struct {
 	Medium  string `json:"medium"`
 	Address string `json:"address"`
@@ -19,14 +20,15 @@ type threePID struct {
 
 // loginProfile is auth.profile of both login answers. Empty members are
 // omitted, never null; an absent three_pids leaves Synapse's 3PIDs alone
-// even with the provider's threepid.replace (§4.4).
+// even with the provider's threepid.replace (docs/rest.md,
+// rest.login_threepids).
 type loginProfile struct {
 	DisplayName string     `json:"display_name,omitempty"`
 	ThreePIDs   []threePID `json:"three_pids,omitempty"`
 }
 
 // splitMXID splits "@local:domain" at the first colon, as ma1sd does
-// (§3A.1).
+// (ma1sd io/kamax/matrix/MatrixID.java).
 func splitMXID(id string) (local, domain string, ok bool) {
 	rest, ok := strings.CutPrefix(id, "@")
 	if !ok {
@@ -37,7 +39,7 @@ func splitMXID(id string) (local, domain string, ok bool) {
 }
 
 // ours reports whether local and domain name an account here in its one
-// canonical spelling (§3A.2): the domain is server_name (any case), the
+// canonical spelling (docs/rest.md): the domain is server_name (any case), the
 // localpart byte for byte the canonical one.
 func (s *Service) ours(local, domain string) bool {
 	if !strings.EqualFold(domain, s.serverName) {
@@ -47,7 +49,8 @@ func (s *Service) ours(local, domain string) bool {
 	return err == nil && canonical == local
 }
 
-// verifiedThreePIDs lists the 3PIDs of u that may be shown (§3A.4).
+// verifiedThreePIDs lists the 3PIDs of u that may be shown: only verified
+// ones, since the provider adds them to Synapse as validated.
 func verifiedThreePIDs(u storage.User) []threePID {
 	out := []threePID{}
 	if u.Email != "" && u.EmailVerified {
@@ -86,7 +89,7 @@ func (s *Service) authenticate(ctx context.Context, mxid, password string) (stor
 }
 
 // profileOf is the login profile of u: always an object, since the
-// provider reads it with a hard key lookup (§4.2).
+// provider reads it with a hard key lookup (rest_auth_provider.py).
 func (s *Service) profileOf(u storage.User) *loginProfile {
 	p := &loginProfile{}
 	if !s.opts.LoginOmitsDisplayName {
@@ -106,7 +109,7 @@ type checkCredentialsRequest struct {
 }
 
 type checkCredentialsAuth struct {
-	Success     bool          `json:"success"` // never omitempty (§7)
+	Success     bool          `json:"success"` // never omitempty: the provider raises on {"auth":{}}
 	MXID        string        `json:"mxid,omitempty"`
 	DisplayName string        `json:"display_name,omitempty"`
 	Profile     *loginProfile `json:"profile,omitempty"`
@@ -117,7 +120,8 @@ type checkCredentialsAnswer struct {
 }
 
 // checkCredentials is the Synapse REST password provider's endpoint
-// (ma1sd-rest.md §4). Every refusal is the same 200 body (§4.3).
+// (rest_auth_provider.py). Every refusal is the same 200 body, whatever
+// the reason, so that it names no account (docs/rest.md).
 func (s *Service) checkCredentials(ctx context.Context, body []byte) (int, any) {
 	var req checkCredentialsRequest
 	if e := decode(body, &req); e != nil {
@@ -156,7 +160,7 @@ type localpartID struct {
 }
 
 type authLoginAuth struct {
-	Success bool          `json:"success"` // never omitempty (§5.1)
+	Success bool          `json:"success"` // never omitempty: ma1sd fails without it, also on a refusal
 	ID      *localpartID  `json:"id,omitempty"`
 	Profile *loginProfile `json:"profile,omitempty"`
 }
@@ -165,7 +169,7 @@ type authLoginAnswer struct {
 	Auth authLoginAuth `json:"auth"`
 }
 
-// authLogin is ma1sd's auth/login (ma1sd-rest.md §5.1).
+// authLogin is ma1sd's auth/login (ma1sd docs/stores/rest.md).
 func (s *Service) authLogin(ctx context.Context, body []byte) (int, any) {
 	var req authLoginRequest
 	if e := decode(body, &req); e != nil {
@@ -177,7 +181,8 @@ func (s *Service) authLogin(ctx context.Context, body []byte) (int, any) {
 	}
 	var u storage.User
 	err := error(provider.ErrBadCredentials)
-	// The three spellings of the ID must agree (§3A.2).
+	// The three spellings of the ID must agree: ma1sd derives localpart and
+	// domain from mxid, so anything else was not sent by ma1sd.
 	if *a.MXID == "@"+*a.Localpart+":"+*a.Domain {
 		u, err = s.authenticate(ctx, *a.MXID, *a.Password)
 	}

@@ -19,11 +19,13 @@ import (
 )
 
 // Prefixes are the default ma1sd (first) and mxisd REST-backend path
-// prefixes; both are served (ma1sd-rest.md §1).
+// prefixes (ma1sd's and mxisd's RestBackendConfig.java); both are served,
+// since an installation migrated from mxisd may keep the old default.
 var Prefixes = []string{"/_ma1sd/backend/api/v1", "/_mxisd/backend/api/v1"}
 
 // CheckCredentialsPath is the fixed path of the Synapse REST password
-// provider (ma1sd-rest.md §4).
+// provider, which appends it to its configured endpoint
+// (rest_auth_provider.py).
 const CheckCredentialsPath = "/_matrix-internal/identity/v1/check_credentials"
 
 // Defaults for Options left zero.
@@ -32,7 +34,8 @@ const (
 	DefaultMaxResults = 50
 )
 
-// Request body caps (ma1sd-rest.md §7): bulk lookups carry contact books.
+// Request body caps: bulk lookups carry contact books, which ma1sd passes
+// on in one request (ma1sd RestThreePidProvider.java).
 const (
 	maxBody     = 1 << 20
 	maxBulkBody = 8 << 20
@@ -41,7 +44,7 @@ const (
 // Options tune the service; the zero value is usable.
 type Options struct {
 	// SharedSecret, when set, must arrive as "Authorization: Bearer …".
-	// Neither ma1sd nor the Synapse provider can send it (§3.1): use it
+	// Neither ma1sd nor the Synapse provider can send it (docs/rest.md): use it
 	// only behind a proxy that adds the header.
 	SharedSecret string
 	// AllowedNetworks, when not empty, are the only client addresses
@@ -52,16 +55,18 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
 	// Forwarded header names the client.
 	TrustedProxies []netip.Prefix
-	// Timeout bounds every request (§3.7); DefaultTimeout when zero.
+	// Timeout bounds every request, since neither caller has a timeout of
+	// its own (docs/rest.md, rest.timeout); DefaultTimeout when zero.
 	Timeout time.Duration
 	// MaxResults caps directory results; DefaultMaxResults when zero.
 	MaxResults int
 	// ExposeProfileThreepids lets profile/threepids answer with data,
-	// which ma1sd may show to unauthenticated clients (§5.5).
+	// which ma1sd may show to unauthenticated clients (docs/rest.md,
+	// rest.expose_profile_threepids).
 	ExposeProfileThreepids bool
 	// LoginOmitsDisplayName and LoginOmitsThreePIDs leave these out of
 	// login answers, for provider versions that fail writing them into
-	// newer Synapse (ma1sd-rest.md §4.4).
+	// newer Synapse (docs/rest.md, rest.login_display_name).
 	LoginOmitsDisplayName bool
 	LoginOmitsThreePIDs   bool
 	Logger                *slog.Logger
@@ -86,7 +91,7 @@ type route struct {
 	maxBody int64
 	serve   func(ctx context.Context, body []byte) (int, any)
 	// down is the answer while the database is down: the one serve gives
-	// when the database fails (§3.6).
+	// when the database fails (README, "Database outages").
 	down func() (int, any)
 }
 
@@ -97,7 +102,9 @@ func (s *Service) WhileDown(down func() bool) { s.databaseDown = down }
 
 // emptyDirectory and noProfileAnswer are the answers of the directory and
 // profile endpoints when the database fails: any other status would break
-// the caller's own results (§3.6).
+// the caller's own results: ma1sd drops the homeserver's directory results
+// too (ma1sd DirectoryManager.java), and answers a profile fetch with 500
+// for anything but 200 or 404 (ma1sd RestProfileProvider.java).
 func emptyDirectory() (int, any) {
 	return http.StatusOK, directoryAnswer{Limited: true, Results: []directoryResult{}}
 }
@@ -140,7 +147,7 @@ func Handles(path string) bool {
 	return false
 }
 
-// collapseSlashes treats "//x" as "/x" (§3.4: an operator's trailing
+// collapseSlashes treats "//x" as "/x" (docs/rest.md: an operator's trailing
 // slash in the caller's base URL doubles it; a redirect would break POST).
 func collapseSlashes(p string) string {
 	for strings.Contains(p, "//") {
@@ -149,7 +156,9 @@ func collapseSlashes(p string) string {
 	return p
 }
 
-// matrixError is the error body of ma1sd-rest.md §3.5.
+// matrixError is the Matrix-style error body of 4xx and 5xx answers
+// (docs/rest.md, "What answers look like"); no caller reads it, it is for
+// the operator.
 type matrixError struct {
 	Errcode string `json:"errcode"`
 	Error   string `json:"error"`
@@ -157,7 +166,7 @@ type matrixError struct {
 
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
-		// Never a dropped connection (§8.7 TR-05): a bug answers 503.
+		// Never a dropped connection, whatever happens: a bug answers 503.
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
@@ -271,7 +280,8 @@ func badJSON(msg string) *errBody {
 func (e *errBody) answer() (int, any) { return e.status, e.err }
 
 // unavailable is the answer to an internal failure where the caller must
-// see one (§3.6).
+// see one: Synapse then logs an error instead of a wrong password, and
+// ma1sd treats it as a failed login or a lookup without a match.
 func unavailable() (int, any) {
 	return http.StatusServiceUnavailable, matrixError{"M_UNKNOWN", "temporarily unavailable; try again"}
 }

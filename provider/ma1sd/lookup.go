@@ -26,7 +26,7 @@ type directoryRequest struct {
 }
 
 type directoryResult struct {
-	UserID      string `json:"user_id"` // bare localpart (§5.2)
+	UserID      string `json:"user_id"` // bare localpart: ma1sd adds "@" and ":domain"
 	DisplayName string `json:"display_name,omitempty"`
 	AvatarURL   string `json:"avatar_url,omitempty"`
 }
@@ -36,9 +36,10 @@ type directoryAnswer struct {
 	Results []directoryResult `json:"results"`
 }
 
-// directorySearch is ma1sd's directory/user/search (ma1sd-rest.md §5.2).
-// A failure answers an empty, limited result: any other status would
-// also discard the homeserver's own results (§3.6).
+// directorySearch is ma1sd's directory/user/search (ma1sd
+// docs/stores/rest.md). A failure answers an empty, limited result: any
+// other status would also discard the homeserver's own results (ma1sd
+// DirectoryManager.java).
 func (s *Service) directorySearch(ctx context.Context, body []byte) (int, any) {
 	var req directoryRequest
 	if e := decode(body, &req); e != nil {
@@ -91,7 +92,7 @@ func (s *Service) directorySearch(ctx context.Context, body []byte) (int, any) {
 }
 
 // usersByThreePID finds the owner of a verified 3PID, matched exactly
-// (§5.2: no e-mail enumeration by prefix).
+// (docs/rest.md: no e-mail enumeration by prefix).
 func (s *Service) usersByThreePID(ctx context.Context, term string) ([]storage.User, error) {
 	medium := "msisdn"
 	if strings.Contains(term, "@") {
@@ -104,7 +105,7 @@ func (s *Service) usersByThreePID(ctx context.Context, term string) ([]storage.U
 	return []storage.User{u}, nil
 }
 
-// ownerOf returns the enabled user who verified this 3PID (§3A.4).
+// ownerOf returns the enabled user who verified this 3PID (docs/rest.md).
 func (s *Service) ownerOf(ctx context.Context, medium, address string) (storage.User, bool, error) {
 	var u storage.User
 	var err error
@@ -138,7 +139,8 @@ func verified(u storage.User, medium string) bool {
 	return medium == "msisdn" || u.EmailVerified
 }
 
-// normaliseEmail is the matching form of an address (§3A.4).
+// normaliseEmail is the matching form of an address: trimmed and
+// lower-cased, as Synapse stores e-mail addresses.
 func normaliseEmail(address string) string {
 	return strings.ToLower(strings.TrimSpace(address))
 }
@@ -156,8 +158,9 @@ type singleRequest struct {
 	} `json:"lookup"`
 }
 
-// identitySingle is ma1sd's identity/single (ma1sd-rest.md §5.3): found
-// echoes medium and address verbatim, not found is {} with no lookup key.
+// identitySingle is ma1sd's identity/single (ma1sd docs/stores/rest.md):
+// found echoes medium and address verbatim, not found is {} with no lookup
+// key, which is how ma1sd RestThreePidProvider.java tells a miss.
 func (s *Service) identitySingle(ctx context.Context, body []byte) (int, any) {
 	var req singleRequest
 	if e := decode(body, &req); e != nil {
@@ -190,8 +193,9 @@ type bulkAnswer struct {
 	Lookup []lookupEntry `json:"lookup"`
 }
 
-// identityBulk is ma1sd's identity/bulk (ma1sd-rest.md §5.4): hits only,
-// in request order, one per distinct pair, echoed byte for byte. Entries
+// identityBulk is ma1sd's identity/bulk (ma1sd docs/stores/rest.md): hits
+// only, in request order, one per distinct pair, echoed byte for byte, since
+// ma1sd matches answers to what it asked by exact equality. Entries
 // without a string medium and address are skipped, not fatal to the batch.
 func (s *Service) identityBulk(ctx context.Context, body []byte) (int, any) {
 	var req bulkRequest

@@ -121,9 +121,10 @@ func TestAccessControlChecksSourceNetworkAndBearerToken(t *testing.T) {
 }
 
 func TestFailuresAnswerWhatEachCallerNeeds(t *testing.T) {
-	// ma1sd-rest.md §3.6 and §8.7 TR-04: with the database gone, the
-	// password endpoints and lookups say 503, the directory and profiles
-	// answer empty in a 200.
+	// With the database gone, the password endpoints and lookups say 503,
+	// the directory and profiles answer empty in a 200 (README, "Database
+	// outages"): ma1sd turns any other status there into a 500 for the
+	// Matrix client.
 	s, store := newService(t, ma1sd.Options{})
 	store.Close()
 	for _, tc := range []struct {
@@ -154,7 +155,7 @@ func TestFailuresAnswerWhatEachCallerNeeds(t *testing.T) {
 }
 
 func TestEveryEndpointAnswersWithinItsDeadline(t *testing.T) {
-	// §8.7 TR-05: a request whose deadline has passed still gets a whole answer.
+	// A request whose deadline has passed still gets a whole answer.
 	s, _ := newService(t, ma1sd.Options{Timeout: time.Nanosecond})
 	for _, ex := range []exchange{
 		{path: cc, body: aliceCC}, {path: p + "/auth/login", body: aliceAL},
@@ -183,7 +184,7 @@ func TestProfileThreepidsAreHiddenUnlessExposed(t *testing.T) {
 		expose bool
 		want   string
 	}{
-		{false, `{"profile":{}}`}, // PR-09
+		{false, `{"profile":{}}`}, // off by default
 		{true, `{"profile":{"threepids":[{"medium":"email","address":"alice@example.com"}]}}`},
 	} {
 		s, _ := newService(t, ma1sd.Options{ExposeProfileThreepids: tc.expose})
@@ -276,7 +277,7 @@ func TestRefusalsAreIndistinguishable(t *testing.T) {
 			t.Errorf("%s: %d %s; want 200 %s", body, status, got, failBody)
 		}
 	}
-	// The domain is compared without regard to case (§3A.2).
+	// The domain is compared without regard to case, like DNS names.
 	status, _, got := exchange{path: cc, body: `{"user":{"id":"@alice:EXAMPLE.org","password":"Wonder-Land-42"}}`}.do(s)
 	if status != 200 || !strings.Contains(got, `"success":true`) {
 		t.Errorf("upper-case domain: %d %s; want success", status, got)

@@ -21,11 +21,11 @@ type profileRequest struct {
 
 // noProfile answers unknown, foreign, non-canonical and disabled users,
 // and internal failures: any status but 200 or 404 would break a Matrix
-// client's profile fetch through ma1sd (ma1sd-rest.md §3.6, §5.5).
+// client's profile fetch through ma1sd (ma1sd RestProfileProvider.java).
 var noProfile = map[string]map[string]any{"profile": {}}
 
 // profile finds the enabled account a profile request names, for the
-// profile/* endpoints (ma1sd-rest.md §5.5).
+// profile/* endpoints (ma1sd docs/stores/rest.md).
 func (s *Service) profile(ctx context.Context, body []byte, answer func(storage.User) (map[string]any, error)) (int, any) {
 	var req profileRequest
 	if e := decode(body, &req); e != nil {
