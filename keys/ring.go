@@ -19,7 +19,9 @@ import (
 )
 
 // Algorithm is the JWS algorithm of every key mxidp makes: RS256 is the one
-// every Synapse version accepts (synapse-oidc.md §11 MUST 3).
+// every Synapse version accepts (Synapse synapse/handlers/oidc.py allows
+// only RS256 unless discovery or, since 1.126, its configuration names
+// others; OIDC Core §15.1 makes it mandatory to implement).
 const Algorithm = "RS256"
 
 const rsaBits = 2048

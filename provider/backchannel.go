@@ -155,9 +155,10 @@ func (b *Backchannel) post(ctx context.Context, d storage.Delivery) error {
 	return nil
 }
 
-// LogoutToken signs the logout token for one notice (synapse-oidc.md §9.3):
-// iss, aud, iat, exp, jti, sub, sid and the logout event, never a nonce;
-// header typ logout+jwt, with the kid of the key that signs now.
+// LogoutToken signs the logout token for one notice (Back-Channel Logout
+// §2.4, as Synapse synapse/handlers/oidc.py checks it): iss, aud, iat,
+// exp, jti, sub, sid and the logout event, never a nonce; header typ
+// logout+jwt, with the kid of the key that signs now.
 func (b *Backchannel) LogoutToken(d storage.Delivery) (string, error) {
 	k, err := b.Ring.SigningKey()
 	if err != nil {

@@ -70,6 +70,9 @@ func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 func (c *Client) IsScopeAllowed(scope string) bool { return scope == ScopeGroups }
 
 // IDTokenUserinfoClaimsAssertion puts profile and e-mail claims into the
-// ID token, where Synapse reads them (synapse-oidc.md §11 MUST 9, §12).
+// ID token, where Synapse reads them by default (Synapse
+// synapse/handlers/oidc.py, user_profile_method "auto"): without it
+// zitadel/oidc's CreateIDToken (pkg/op/token.go) leaves them out whenever
+// it also issues an access token.
 func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *Client) ClockSkew() time.Duration             { return 0 }

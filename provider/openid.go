@@ -22,7 +22,7 @@ import (
 // Lifetimes of what the provider issues.
 type Lifetimes struct {
 	AuthRequest  time.Duration // time to log in after the client sent the browser
-	Code         time.Duration // ≤ 10 min (synapse-oidc.md §11 MUST 14)
+	Code         time.Duration // ≤ 10 min (RFC 6749 §4.1.2)
 	AccessToken  time.Duration
 	RefreshToken time.Duration
 	IDToken      time.Duration
@@ -560,7 +560,7 @@ func (o *OpenID) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, 
 
 // SetUserinfoFromRequest fills the ID token's claims: the profile and
 // e-mail claims go into the ID token itself, where Synapse reads them
-// (synapse-oidc.md §11 MUST 9), and "sid" names the browser session.
+// (Synapse synapse/handlers/oidc.py), and "sid" names the browser session.
 func (o *OpenID) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	u, err := o.activeUser(ctx, req.GetSubject())
 	if err != nil {
@@ -682,9 +682,11 @@ func (o *OpenID) activeUser(ctx context.Context, id string) (storage.User, error
 	return u, nil
 }
 
-// setClaims puts a user's claims for the granted scopes into info
-// (synapse-oidc.md §8.1): preferred_username is the Matrix localpart, and
-// email appears only when verified.
+// setClaims puts a user's claims for the granted scopes into info (OIDC
+// Core §5.4), as Synapse's default mapping provider reads them (Synapse
+// synapse/handlers/oidc.py, docs/openid.md): preferred_username is the
+// Matrix localpart, and email appears only when verified, since Synapse
+// binds it without looking at email_verified.
 func (o *OpenID) setClaims(ctx context.Context, info *oidc.UserInfo, u storage.User, scopes []string) error {
 	info.Subject = u.ID
 	if slices.Contains(scopes, oidc.ScopeProfile) {

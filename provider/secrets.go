@@ -10,9 +10,10 @@ import (
 	"strings"
 )
 
-// Client secrets and IDs use only URL-unreserved characters
-// (synapse-oidc.md §11 MUST 8): Basic credentials then decode the same
-// whether or not the sender percent-encoded them.
+// Client secrets and IDs use only URL-unreserved characters (RFC 3986
+// §2.3): Basic credentials then decode the same whether or not the sender
+// percent-encoded them (RFC 6749 §2.3.1 asks for it, most authlib versions
+// Synapse runs on do not, element-hq/synapse#16916).
 const unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 // minClientSecretLength keeps operator-chosen secrets as strong as

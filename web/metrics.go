@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// MetricsPath serves Prometheus metrics (interface.md, "Operations").
+// MetricsPath serves Prometheus metrics (README, "Operations").
 const MetricsPath = "/metrics"
 
 // metrics are the HTTP surface's Prometheus metrics, in a registry of their

@@ -95,7 +95,8 @@ func (h *openIDRoutes) discovery(w http.ResponseWriter, r *http.Request) {
 
 // userinfo answers OIDC Core §5.3 for a bearer access token. A missing,
 // invalid, expired or revoked token gets 401 with WWW-Authenticate, never
-// a 200 (synapse-oidc.md U2).
+// a 200 (RFC 6750 §3.1): Synapse synapse/handlers/oidc.py does not look at
+// the status and would take any 200 body for the user's claims.
 func (h *openIDRoutes) userinfo(w http.ResponseWriter, r *http.Request) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || token == "" {
@@ -128,7 +129,7 @@ func (h *openIDRoutes) page(r *http.Request, uiLocales string) page {
 
 // authorize passes the request to the library. When the library cannot
 // send the browser back to the client (unknown client, unregistered
-// redirect URI: never redirected, synapse-oidc.md A3), it answers with a
+// redirect URI: never redirected, RFC 6749 §4.1.2.1), it answers with a
 // bare text; the user gets mxidp's error page instead, with that text as
 // the detail for the administrators.
 //

@@ -21,8 +21,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit statuses (interface.md): 0 success, 1 runtime failure, 2 usage or
-// configuration error.
+// Exit statuses (README, "Command line"): 0 success, 1 runtime failure,
+// 2 usage or configuration error.
 const (
 	exitOK      = 0
 	exitFailure = 1
@@ -197,7 +197,7 @@ func (a *app) secretInput(fromStdin bool, fallback string) (string, error) {
 }
 
 // readSecretStdin reads a password or secret from standard input, less
-// one trailing newline (interface.md).
+// one trailing newline (README, "Command line").
 func (a *app) readSecretStdin() (string, error) {
 	b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
 	if err != nil {

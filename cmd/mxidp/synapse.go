@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// idpIDPattern is Synapse's rule for idp_id (synapse-oidc.md §10).
+// idpIDPattern is Synapse's rule for idp_id (Synapse synapse/config/oidc.py).
 var idpIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,250}$`)
 
 func (a *app) synapseConfigCommand() *cobra.Command {
@@ -45,9 +45,10 @@ func (a *app) synapseConfigCommand() *cobra.Command {
 	return cmd
 }
 
-// synapseBlock renders the oidc_providers entry for one client
-// (synapse-oidc.md §13(a)). Strings are written as double-quoted YAML, which
-// JSON-style escaping (%q) produces safely.
+// synapseBlock renders the oidc_providers entry for one client (Synapse
+// docs/usage/configuration/config_documentation.md, "oidc_providers"; the
+// README's "Connecting Synapse"). Strings are written as double-quoted YAML,
+// which JSON-style escaping (%q) produces safely.
 func synapseBlock(issuer string, c storage.Client, idpID, idpName, secretPath string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
