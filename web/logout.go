@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/storage"
@@ -26,10 +27,15 @@ import (
 const logoutPath = "/logout"
 
 // endSessionParams are the parameters of an end_session request that are
-// carried through the confirmation page to the library's redirect.
+// carried through the confirmation page to the redirect after it.
 var endSessionParams = []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id", "ui_locales", "logout_hint"}
 
-// endSession handles RP-initiated logout (GET or POST).
+// endSession handles RP-initiated logout (GET or POST). mxidp answers it
+// itself rather than through the library, so that every answer is one of
+// three: the confirmation page, a redirect to a post_logout_redirect_uri
+// the client registered, or mxidp's logged-out page. An unknown client, a
+// bad hint and an unregistered redirect thus look alike and tell nobody
+// which client IDs exist.
 func (h *openIDRoutes) endSession(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
@@ -38,50 +44,78 @@ func (h *openIDRoutes) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
 	if err != nil {
-		// Nothing of this browser's to end: the library checks the
-		// request and sends the user where the client asked.
-		if r.Form.Get("id_token_hint") == "" && r.Method == http.MethodGet && r.Form.Get("client_id") == "" {
+		// Nothing of this browser's to end.
+		if r.Form.Get("post_logout_redirect_uri") == "" {
 			messagePage(w, h.page(r, r.Form.Get("ui_locales")), http.StatusOK, "logout.done.title", "logout.done.text")
 			return
 		}
-		h.OP.ServeHTTP(w, r)
+		h.afterLogout(w, r, r.Form)
 		return
 	}
-	if !h.hintNames(r, s) {
+	if claims := h.hint(r, r.Form); claims == nil || claims.Subject != s.UserID || claims.SessionID != s.ID {
 		h.showLogoutConfirmation(w, r, s)
 		return
 	}
-	h.OP.ServeHTTP(&clearOnRedirect{ResponseWriter: w, h: h}, r.WithContext(provider.WithBrowserSession(r.Context(), s.ID)))
+	h.endAndLeave(w, r, s, r.Form)
 }
 
-// hintNames reports whether the request's id_token_hint is an ID token of
-// mxidp's (expired or not) for this browser's session s.
-func (h *openIDRoutes) hintNames(r *http.Request, s storage.Session) bool {
-	hint := r.Form.Get("id_token_hint")
-	if hint == "" {
-		return false
+// hint returns the claims of the request's id_token_hint when it is an ID
+// token of mxidp's, expired or not; else nil.
+func (h *openIDRoutes) hint(r *http.Request, form url.Values) *oidc.IDTokenClaims {
+	raw := form.Get("id_token_hint")
+	if raw == "" {
+		return nil
 	}
 	ctx := op.ContextWithIssuer(r.Context(), h.Issuer)
-	claims, err := op.VerifyIDTokenHint[*oidc.IDTokenClaims](ctx, hint, h.OP.IDTokenHintVerifier(ctx))
+	claims, err := op.VerifyIDTokenHint[*oidc.IDTokenClaims](ctx, raw, h.OP.IDTokenHintVerifier(ctx))
 	if err != nil && !errors.As(err, &op.IDTokenHintExpiredError{}) {
-		return false
+		return nil
 	}
-	return claims != nil && claims.Subject == s.UserID && claims.SessionID == s.ID
+	return claims
 }
 
-// clearOnRedirect clears the session cookie when the library answers an
-// end_session request with its redirect, which it sends only after the
-// session ended.
-type clearOnRedirect struct {
-	http.ResponseWriter
-	h *openIDRoutes
+// endAndLeave ends the browser's session s (revoking its tokens and
+// notifying its clients), clears the cookie once that succeeded, and sends
+// the browser on.
+func (h *openIDRoutes) endAndLeave(w http.ResponseWriter, r *http.Request, s storage.Session, form url.Values) {
+	if err := h.Storage.EndBrowserSession(r.Context(), s.ID); err != nil {
+		h.internalError(w, r, "end session", err)
+		return
+	}
+	h.forgetSession(w)
+	h.afterLogout(w, r, form)
 }
 
-func (c *clearOnRedirect) WriteHeader(status int) {
-	if status == http.StatusFound || status == http.StatusSeeOther {
-		c.h.forgetSession(c.ResponseWriter)
+// afterLogout redirects to the post_logout_redirect_uri when the client
+// named by the hint (its azp) or by client_id registered it exactly, with
+// the state (OIDC RP-Initiated Logout 1.0 §2, §3); anything else, whatever
+// was wrong with it, goes to the logged-out page.
+func (h *openIDRoutes) afterLogout(w http.ResponseWriter, r *http.Request, form url.Values) {
+	target := h.Issuer + provider.LoggedOutPath
+	if uri := form.Get("post_logout_redirect_uri"); uri != "" {
+		clientID := form.Get("client_id")
+		if claims := h.hint(r, form); claims != nil {
+			if clientID != "" && clientID != claims.AuthorizedParty {
+				clientID = "" // the hint and client_id disagree: trust neither
+			} else {
+				clientID = claims.AuthorizedParty
+			}
+		} else if form.Get("id_token_hint") != "" {
+			clientID = ""
+		}
+		if c, err := h.Storage.Client(r.Context(), clientID); clientID != "" && err == nil && slices.Contains(c.PostLogoutRedirectURIs, uri) {
+			target = uri
+			if state := form.Get("state"); state != "" {
+				if u, err := url.Parse(uri); err == nil {
+					q := u.Query()
+					q.Set("state", state)
+					u.RawQuery = q.Encode()
+					target = u.String()
+				}
+			}
+		}
 	}
-	c.ResponseWriter.WriteHeader(status)
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 type logoutForm struct {
@@ -116,8 +150,8 @@ func (h *openIDRoutes) logoutToken(s storage.Session) string {
 }
 
 // logoutSubmit ends the browser's session after the user confirmed, then
-// sends the user where the client asked, if the library accepts that
-// redirect, or to mxidp's logged-out page.
+// sends the user where the client asked, if it registered that address,
+// or to mxidp's logged-out page.
 func (h *openIDRoutes) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
@@ -125,56 +159,16 @@ func (h *openIDRoutes) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
-	if err == nil && !hmacEqual(r.PostForm.Get("csrf"), h.logoutToken(s)) {
+	if err != nil {
+		h.forgetSession(w)
+		h.afterLogout(w, r, r.PostForm)
+		return
+	}
+	if !hmacEqual(r.PostForm.Get("csrf"), h.logoutToken(s)) {
 		messagePage(w, h.page(r, ""), http.StatusForbidden, "error.form.title", "error.csrf.text")
 		return
 	}
-	if err == nil {
-		if err := h.Storage.EndBrowserSession(r.Context(), s.ID); err != nil {
-			h.internalError(w, r, "end session", err)
-			return
-		}
-	}
-	h.forgetSession(w)
-	carried := url.Values{}
-	for _, name := range endSessionParams {
-		if v := r.PostForm.Get(name); v != "" {
-			carried.Set(name, v)
-		}
-	}
-	if carried.Get("post_logout_redirect_uri") == "" {
-		http.Redirect(w, r, h.Issuer+provider.LoggedOutPath, http.StatusSeeOther)
-		return
-	}
-	// The library validates the redirect against the client's list; the
-	// session is gone already, so it ends nothing more.
-	next, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, h.Issuer+"/end_session?"+carried.Encode(), nil)
-	cw := &redirectOnly{ResponseWriter: w}
-	h.OP.ServeHTTP(cw, next)
-	if cw.refused {
-		http.Redirect(w, r, h.Issuer+provider.LoggedOutPath, http.StatusSeeOther)
-	}
-}
-
-// redirectOnly passes a redirect through and holds back anything else.
-type redirectOnly struct {
-	http.ResponseWriter
-	refused bool
-}
-
-func (c *redirectOnly) WriteHeader(status int) {
-	if status != http.StatusFound && status != http.StatusSeeOther {
-		c.refused = true
-		return
-	}
-	c.ResponseWriter.WriteHeader(status)
-}
-
-func (c *redirectOnly) Write(b []byte) (int, error) {
-	if c.refused {
-		return len(b), nil
-	}
-	return c.ResponseWriter.Write(b)
+	h.endAndLeave(w, r, s, r.PostForm)
 }
 
 func (h *openIDRoutes) forgetSession(w http.ResponseWriter) {

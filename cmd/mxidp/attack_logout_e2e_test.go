@@ -4,6 +4,7 @@ package main
 // against a started mxidp on every backend.
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -68,6 +69,38 @@ func TestEndSessionWithAHintForAnotherSessionAsksFirst(t *testing.T) {
 		p = attacker.get(e.meta.EndSession + "?" + url.Values{"id_token_hint": {own.rawID}}.Encode())
 		if p.status != http.StatusFound || cookieOf(attacker, e.issuer, "mxidp_session") != "" {
 			t.Errorf("end_session with the browser's own hint: %d %q, want a redirect and the cookie cleared", p.status, p.location)
+		}
+	})
+}
+
+// Probing client IDs through end_session: a browser without a session
+// gets the same answer for a registered client and an unknown one, with or
+// without a (wrong) post_logout_redirect_uri or a garbage hint; only a
+// registered client's registered address is followed.
+func TestEndSessionTellsNoUnknownClientFromARegisteredOne(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		afterLogout := "http://127.0.0.1:9/synapse/logged-out"
+		e.addClient("synapse", "--post-logout-redirect-uri", afterLogout)
+		b := newBrowser(t)
+		answer := func(q url.Values) string {
+			p := b.get(e.meta.EndSession + "?" + q.Encode())
+			return fmt.Sprintf("%d %s %s", p.status, p.location, p.body)
+		}
+		for name, q := range map[string]url.Values{
+			"client_id alone":          {},
+			"an unregistered redirect": {"post_logout_redirect_uri": {"https://evil.example/"}},
+			"a garbage hint":           {"id_token_hint": {"x.y.z"}, "post_logout_redirect_uri": {afterLogout}},
+		} {
+			known, unknown := url.Values{"client_id": {"synapse"}}, url.Values{"client_id": {"no-such-client"}}
+			for k, v := range q {
+				known[k], unknown[k] = v, v
+			}
+			if a, b := answer(known), answer(unknown); a != b {
+				t.Errorf("end_session with %s: a registered client gets\n%s\nan unknown one\n%s", name, a, b)
+			}
+		}
+		if p := b.get(e.meta.EndSession + "?" + url.Values{"client_id": {"synapse"}, "post_logout_redirect_uri": {afterLogout}, "state": {"s"}}.Encode()); p.location != afterLogout+"?state=s" {
+			t.Errorf("the registered address with client_id: %d %q, want a redirect there with the state", p.status, p.location)
 		}
 	})
 }
