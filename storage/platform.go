@@ -410,7 +410,8 @@ func (p *Platform) UserByEmail(ctx context.Context, email string) (User, error) 
 	return r.User, err
 }
 
-// UserByMSISDN finds nobody: the contract has no query by phone number.
+// UserByMSISDN finds nobody: none of the four queries (docs/platform.md)
+// finds users by phone number.
 func (p *Platform) UserByMSISDN(context.Context, string) (User, error) { return User{}, ErrNotFound }
 
 // UsersByMSISDNs finds nobody, as UserByMSISDN.

@@ -275,7 +275,8 @@ func TestLoginHintAndUILocalesShapeTheForm(t *testing.T) {
 	}
 }
 
-// A request mxidp cannot send back to the client (A3) gets a page that
+// A request mxidp cannot send back to the client (an unregistered redirect
+// URI, which RFC 6749 §4.1.2.1 forbids redirecting to) gets a page that
 // says what happened and what to do, in the user's language, not a bare
 // "invalid_request".
 func TestUnusableAuthorizeRequestGetsAnExplainingPage(t *testing.T) {

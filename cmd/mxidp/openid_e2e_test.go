@@ -2,8 +2,9 @@ package main
 
 // End-to-end tests of the OpenID provider: a started mxidp binary, driven
 // by real relying-party libraries (go-oidc and x/oauth2) and by net/http
-// with a cookie jar playing the browser, on every storage backend. The case
-// names (D4, T3, L5, ...) are those of synapse-oidc.md §17.
+// with a cookie jar playing the browser, on every storage backend. Each
+// test checks what Synapse relies on (Synapse synapse/handlers/oidc.py)
+// against the RFC or OpenID section it comes from.
 
 import (
 	"bytes"
@@ -223,7 +224,8 @@ func (e *openIDEnv) userinfo(accessToken string) (int, http.Header, []byte) {
 	return e.send(req)
 }
 
-// wantUserinfoRefused asserts that accessToken no longer works (U2).
+// wantUserinfoRefused asserts that accessToken no longer works: 401 with a
+// Bearer challenge, never a 200 (RFC 6750 §3.1).
 func (e *openIDEnv) wantUserinfoRefused(what, accessToken string) {
 	e.t.Helper()
 	status, h, body := e.userinfo(accessToken)
@@ -233,7 +235,7 @@ func (e *openIDEnv) wantUserinfoRefused(what, accessToken string) {
 	}
 }
 
-// wantUserinfoOK asserts that accessToken works (U1).
+// wantUserinfoOK asserts that accessToken works: 200 JSON (OIDC Core §5.3.2).
 func (e *openIDEnv) wantUserinfoOK(what, accessToken string) {
 	e.t.Helper()
 	status, h, body := e.userinfo(accessToken)
@@ -293,7 +295,7 @@ func jwsHeader(t *testing.T, token string) jose.Header {
 }
 
 // wantTokenError asserts a token-endpoint refusal: a JSON body with the
-// given error code and one of the given statuses (T6).
+// given error code and one of the given statuses (RFC 6749 §5.2).
 func wantTokenError(t *testing.T, what string, err error, code string, statuses ...int) {
 	t.Helper()
 	var re *oauth2.RetrieveError
@@ -507,9 +509,10 @@ func (r *logoutReceiver) none(t *testing.T, d time.Duration) {
 	}
 }
 
-// checkLogoutToken verifies a received notice (L1–L5) against the login it
-// must end: the signature with go-jose against /keys, every claim, and
-// go-oidc's own logout-token verification.
+// checkLogoutToken verifies a received notice (Back-Channel Logout §2.4
+// and §2.5) against the login it must end: the form POST, the signature
+// with go-jose against /keys, every claim (sid and sub those of the ID
+// token, no nonce), and go-oidc's own logout-token verification.
 func (e *openIDEnv) checkLogoutToken(rec receivedLogout, clientID string, l login) {
 	t := e.t
 	t.Helper()
@@ -587,8 +590,9 @@ func anyStrings(v any) []string {
 	return out
 }
 
-// D1–D9: go-oidc accepts discovery (so the issuer matches the URL), and
-// the document and key set say what Synapse relies on.
+// go-oidc accepts discovery (so the issuer matches the URL), and the
+// document and key set say what Synapse relies on (Synapse
+// synapse/handlers/oidc.py, _validate_metadata and load_jwks).
 func TestOpenIDDiscoveryIsAcceptedByGoOIDCAndAdvertisesWhatSynapseNeeds(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
 		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/.well-known/openid-configuration", nil)
@@ -615,53 +619,54 @@ func TestOpenIDDiscoveryIsAcceptedByGoOIDCAndAdvertisesWhatSynapseNeeds(t *testi
 		}
 		strs := func(key string) []string { return anyStrings(doc[key]) }
 		if !slices.Contains(strs("response_types_supported"), "code") {
-			t.Errorf("D4: response_types_supported %v lacks code", doc["response_types_supported"])
+			t.Errorf("response_types_supported %v lacks code", doc["response_types_supported"])
 		}
 		if methods := strs("token_endpoint_auth_methods_supported"); !slices.Contains(methods, "client_secret_basic") ||
 			!slices.Contains(methods, "client_secret_post") || !slices.Contains(methods, "none") {
-			t.Errorf("D5: token_endpoint_auth_methods_supported %v; want client_secret_basic, client_secret_post and none", methods)
+			t.Errorf("token_endpoint_auth_methods_supported %v; want client_secret_basic, client_secret_post and none", methods)
 		}
 		if m, present := doc["code_challenge_methods_supported"]; present && !slices.Contains(anyStrings(m), "S256") {
-			t.Errorf("D6: code_challenge_methods_supported %v lacks S256", m)
+			t.Errorf("code_challenge_methods_supported %v lacks S256", m)
 		}
 		if !slices.Contains(strs("id_token_signing_alg_values_supported"), "RS256") {
-			t.Errorf("D7: id_token_signing_alg_values_supported %v lacks RS256", doc["id_token_signing_alg_values_supported"])
+			t.Errorf("id_token_signing_alg_values_supported %v lacks RS256", doc["id_token_signing_alg_values_supported"])
 		}
 		if doc["backchannel_logout_supported"] != true || doc["backchannel_logout_session_supported"] != true {
-			t.Errorf("D8: backchannel_logout_supported %v, backchannel_logout_session_supported %v; want true, true",
+			t.Errorf("backchannel_logout_supported %v, backchannel_logout_session_supported %v; want true, true",
 				doc["backchannel_logout_supported"], doc["backchannel_logout_session_supported"])
 		}
 
 		req, _ = http.NewRequest(http.MethodGet, doc["jwks_uri"].(string), nil)
 		if status, h, body := e.send(req); status != http.StatusOK || !isJSON(h) || !json.Valid(body) {
-			t.Errorf("D9: JWKS %d %q %s", status, h.Get("Content-Type"), body)
+			t.Errorf("JWKS %d %q %s", status, h.Get("Content-Type"), body)
 		}
 		_, keys := e.jwks()
 		if len(keys) == 0 {
-			t.Fatal("D9: the JWKS has no keys")
+			t.Fatal("the JWKS has no keys")
 		}
 		seen := map[string]bool{}
 		for _, k := range keys {
 			kid, _ := k["kid"].(string)
 			if kid == "" || seen[kid] {
-				t.Errorf("D9: kid %q missing or repeated in %v", kid, keys)
+				t.Errorf("kid %q missing or repeated in %v", kid, keys)
 			}
 			seen[kid] = true
 			if use, present := k["use"]; present && use != "sig" {
-				t.Errorf("D9: key %s has use %v", kid, use)
+				t.Errorf("key %s has use %v", kid, use)
 			}
 			if ops, present := k["key_ops"]; present && !slices.Contains(anyStrings(ops), "verify") {
-				t.Errorf("D9: key %s has key_ops %v", kid, ops)
+				t.Errorf("key %s has key_ops %v", kid, ops)
 			}
 			if _, private := k["d"]; private {
-				t.Errorf("D9: key %s publishes its private part", kid)
+				t.Errorf("key %s publishes its private part", kid)
 			}
 		}
 	})
 }
 
-// A1, T1, I1–I5, U1, U2: Synapse's default setup (client_secret_basic,
-// S256, nonce), verified by go-oidc.
+// Synapse's default setup (client_secret_basic, S256, nonce), verified by
+// go-oidc: the code and state come back, the token answer, the ID token's
+// signature, claims and at_hash, and userinfo agreeing with the ID token.
 func TestOpenIDCodeFlowWithClientSecretBasicPKCEAndNonceVerifiesWithGoOIDC(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
 		c := e.addClient("synapse")
@@ -689,15 +694,15 @@ func TestOpenIDCodeFlowWithClientSecretBasicPKCEAndNonceVerifiesWithGoOIDC(t *te
 		}
 		want := idClaims{Sid: l.claims.Sid, Azp: c.id, PreferredUsername: "alice", Name: aliceName, Email: aliceEmail, EmailVerified: oidcTrue()}
 		if !claimsEqual(l.claims, want) {
-			t.Errorf("I5: ID token claims %+v (email_verified %v), want %+v", l.claims, deref(l.claims.EmailVerified), want)
+			t.Errorf("ID token claims %+v (email_verified %v), want %+v", l.claims, deref(l.claims.EmailVerified), want)
 		}
 		header := jwsHeader(t, l.rawID)
 		set, _ := e.jwks()
 		if header.Algorithm != "RS256" || len(set.Key(header.KeyID)) != 1 {
-			t.Errorf("I1: ID token alg %q kid %q; want RS256 and a kid in /keys", header.Algorithm, header.KeyID)
+			t.Errorf("ID token alg %q kid %q; want RS256 and a kid in /keys", header.Algorithm, header.KeyID)
 		}
 		if err := idt.VerifyAccessToken(l.token.AccessToken); err != nil {
-			t.Errorf("I4: at_hash: %v", err)
+			t.Errorf("at_hash: %v", err)
 		}
 
 		info, err := e.provider.UserInfo(e.ctx, oauth2.StaticTokenSource(l.token))
@@ -710,7 +715,7 @@ func TestOpenIDCodeFlowWithClientSecretBasicPKCEAndNonceVerifiesWithGoOIDC(t *te
 		}
 		if info.Subject != idt.Subject || info.Email != aliceEmail || !info.EmailVerified ||
 			uc.PreferredUsername != l.claims.PreferredUsername || uc.Name != l.claims.Name {
-			t.Errorf("U1: userinfo sub %q %+v; want the ID token's sub %q and claims %+v", info.Subject, uc, idt.Subject, l.claims)
+			t.Errorf("userinfo sub %q %+v; want the ID token's sub %q and claims %+v", info.Subject, uc, idt.Subject, l.claims)
 		}
 		e.wantUserinfoOK("the access token", l.token.AccessToken)
 		e.wantUserinfoRefused("a made-up token", "not-a-token")
@@ -732,7 +737,7 @@ func claimsEqual(a, b idClaims) bool {
 		a.Email == b.Email && deref(a.EmailVerified) == deref(b.EmailVerified)
 }
 
-// T2: client_secret_post works; credentials in both the header and the
+// client_secret_post works; credentials in both the header and the
 // body are refused (RFC 6749 §2.3: one method per request).
 func TestOpenIDClientSecretPostWorksAndBothAuthMethodsAtOnceAreRefused(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
@@ -759,7 +764,8 @@ func TestOpenIDClientSecretPostWorksAndBothAuthMethodsAtOnceAreRefused(t *testin
 	})
 }
 
-// T3: a public client exchanges with PKCE and cannot without the verifier.
+// A public client exchanges with PKCE and cannot without the verifier
+// (RFC 7636 §4.6).
 func TestOpenIDPublicClientNeedsTheCodeVerifier(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
 		c := e.addClient("element", "--public")
@@ -780,7 +786,9 @@ func TestOpenIDPublicClientNeedsTheCodeVerifier(t *testing.T) {
 	})
 }
 
-// T4, T5, T8: refused exchanges answer with the right JSON error.
+// A wrong code verifier, a wrong secret (Basic or in the body) and a
+// redirect URI other than the authorization request's are refused with the
+// right JSON error (RFC 6749 §5.2, RFC 7636 §4.6).
 func TestOpenIDRefusedExchangesAnswerWithJSONErrors(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
 		c := e.addClient("synapse")
@@ -826,7 +834,7 @@ func TestOpenIDRefusedExchangesAnswerWithJSONErrors(t *testing.T) {
 	})
 }
 
-// T6 and RFC 6749 §4.1.2: a replayed code is refused and the tokens issued
+// RFC 6749 §4.1.2: a replayed code is refused and the tokens issued
 // from it stop working.
 func TestOpenIDReplayedCodeIsRefusedAndRevokesItsTokens(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
@@ -965,8 +973,8 @@ func TestOpenIDIntrospectionReportsActiveThenRevokedTokens(t *testing.T) {
 	})
 }
 
-// A3: a redirect URI that is not registered exactly is refused at mxidp,
-// without sending the browser there.
+// A redirect URI that is not registered exactly is refused at mxidp,
+// without sending the browser there (RFC 6749 §4.1.2.1).
 func TestOpenIDUnregisteredRedirectURIIsRefusedWithoutRedirecting(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
 		c := e.addClient("synapse")
@@ -979,7 +987,7 @@ func TestOpenIDUnregisteredRedirectURIIsRefusedWithoutRedirecting(t *testing.T) 
 	})
 }
 
-// A2, I6: unknown parameters are ignored and state comes back unchanged;
+// Unknown parameters are ignored and state comes back unchanged;
 // a second client in the same browser signs in without the form and shares
 // the sid; another browser gets another sid.
 func TestOpenIDUnknownParametersIgnoredAndSingleSignOnSharesTheSid(t *testing.T) {
@@ -1011,7 +1019,7 @@ func TestOpenIDUnknownParametersIgnoredAndSingleSignOnSharesTheSid(t *testing.T)
 	})
 }
 
-// I8: sub is alice's stable user ID across logins; a wrong password
+// The sub claim is alice's stable user ID across logins; a wrong password
 // shows the form again with 401.
 func TestOpenIDSubjectIsStableAcrossLogins(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {
@@ -1036,7 +1044,7 @@ func TestOpenIDSubjectIsStableAcrossLogins(t *testing.T) {
 	})
 }
 
-// L1–L5: disabling a user (from the command line, another process) sends
+// Disabling a user (from the command line, another process) sends
 // the client a valid logout token for the session within 10 s.
 func TestOpenIDBackchannelLogoutWhenAUserIsDisabled(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *openIDEnv) {

@@ -19,8 +19,9 @@ import (
 	"github.com/mxidp/mxidp/storage/storagetest"
 )
 
-// The conformance cases of ma1sd-rest.md §8 against a started mxidp, on
-// every backend.
+// What Synapse's REST password provider and ma1sd send, and the answers
+// they need (docs/rest.md), against a started mxidp, on every backend:
+// one case per behaviour, each ma1sd case under both path prefixes.
 
 const (
 	ccPath      = "/_matrix-internal/identity/v1/check_credentials"
@@ -30,7 +31,10 @@ const (
 
 var restPrefixes = []string{"/_ma1sd/backend/api/v1", "/_mxisd/backend/api/v1"}
 
-// seedREST creates the accounts of ma1sd-rest.md §8's fixture.
+// seedREST creates the accounts the cases below sign in as and look up:
+// alice with two verified 3PIDs, an avatar and roles, bob, carol
+// (disabled), dave (unverified e-mail), erin (no profile data), zoe
+// (non-ASCII password) and 60 testers for the directory's cap.
 func seedREST(t *testing.T, s *storage.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -134,7 +138,8 @@ func wantAbsent(t *testing.T, got map[string]any, keys ...string) {
 	}
 }
 
-// aliceThreePIDs is CC-01's list, in the order mxidp gives it.
+// aliceThreePIDs are alice's verified 3PIDs in login answers, in the order
+// mxidp gives them.
 var aliceThreePIDs = []any{
 	map[string]any{"medium": "email", "address": "alice.liddell@example.com"},
 	map[string]any{"medium": "msisdn", "address": "447700900123"},
@@ -180,84 +185,84 @@ func restCases() []restCase {
 	noResults := `{"limited":false,"results":[]}`
 	aliceDS := `{"limited":false,"results":[{"user_id":"alice","display_name":"Alice Liddell","avatar_url":"mxc://example.org/AvatarAlice"}]}`
 	return []restCase{
-		// §8.1 check_credentials
-		{id: "CC-01", path: ccPath, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
-		{id: "CC-02", path: ccPath, body: cc("@alice:example.org", "wonder-land-42"), status: 200, want: failure},
-		{id: "CC-03", path: ccPath, body: cc("@zed:example.org", alicePW), status: 200, want: failure},
-		{id: "CC-04", path: ccPath, body: cc("@alice:evil.example", alicePW), status: 200, want: failure},
-		{id: "CC-05", path: ccPath, body: cc("@Alice:example.org", alicePW), status: 200, want: failure},
-		{id: "CC-06", path: ccPath, body: cc("@bob:example.org", "builder-99"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		// check_credentials
+		{id: "check_credentials/alice signs in", path: ccPath, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
+		{id: "check_credentials/wrong password", path: ccPath, body: cc("@alice:example.org", "wonder-land-42"), status: 200, want: failure},
+		{id: "check_credentials/unknown user", path: ccPath, body: cc("@zed:example.org", alicePW), status: 200, want: failure},
+		{id: "check_credentials/foreign domain", path: ccPath, body: cc("@alice:evil.example", alicePW), status: 200, want: failure},
+		{id: "check_credentials/upper-case localpart", path: ccPath, body: cc("@Alice:example.org", alicePW), status: 200, want: failure},
+		{id: "check_credentials/bob signs in", path: ccPath, body: cc("@bob:example.org", "builder-99"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, true, "auth", "success")
 			wantAt(t, got, "@bob:example.org", "auth", "mxid")
 			wantAt(t, got, []any{map[string]any{"medium": "email", "address": "bob@example.net"}}, "auth", "profile", "three_pids")
 		}},
-		{id: "CC-07", path: ccPath, body: cc("@Bob:example.org", "builder-99"), status: 200, want: failure},
-		{id: "CC-08", path: ccPath, body: cc("alice", alicePW), status: 200, want: failure},
-		{id: "CC-09", path: ccPath, body: cc("@carol:example.org", "carol-pass-1"), status: 200, want: failure},
-		{id: "CC-10", path: ccPath, body: cc("@alice:example.org", ""), status: 200, want: failure},
-		{id: "CC-11", path: ccPath, body: cc("@erin:example.org", "erin-pass-1"), status: 200,
+		{id: "check_credentials/upper-case Bob", path: ccPath, body: cc("@Bob:example.org", "builder-99"), status: 200, want: failure},
+		{id: "check_credentials/unqualified ID", path: ccPath, body: cc("alice", alicePW), status: 200, want: failure},
+		{id: "check_credentials/disabled user", path: ccPath, body: cc("@carol:example.org", "carol-pass-1"), status: 200, want: failure},
+		{id: "check_credentials/empty password", path: ccPath, body: cc("@alice:example.org", ""), status: 200, want: failure},
+		{id: "check_credentials/user without profile data", path: ccPath, body: cc("@erin:example.org", "erin-pass-1"), status: 200,
 			want: `{"auth":{"success":true,"mxid":"@erin:example.org","profile":{}}}`},
-		{id: "CC-12", path: ccPath, body: cc("@dave:example.org", "dave-pass-1"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		{id: "check_credentials/unverified e-mail withheld", path: ccPath, body: cc("@dave:example.org", "dave-pass-1"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, true, "auth", "success")
 			wantAbsent(t, got, "auth", "profile", "three_pids")
 		}},
-		{id: "CC-13", path: ccPath, body: `{"user":{"id":"@zoe:example.org","password":"p\u00e4ssw\u00f6rd-\u03a9"}}`, status: 200, check: zoe},
-		{id: "CC-14", path: ccPath, body: `{"user":{"id":"@zoe:example.org","password":"pässwörd-Ω"}}`, status: 200, check: zoe},
-		{id: "CC-15", path: ccPath, body: `{"user":`, status: 400, errcode: "M_NOT_JSON"},
-		{id: "CC-16", path: ccPath, body: `{"user":{"id":"@alice:example.org"}}`, status: 400, errcode: "M_BAD_JSON"},
-		{id: "CC-17", path: ccPath, body: `{"user":{"id":"@alice:example.org","password":42}}`, status: 400, errcode: "M_BAD_JSON"},
-		{id: "CC-18", path: ccPath, body: `{"id":"@alice:example.org","password":"Wonder-Land-42"}`, status: 400, errcode: "M_BAD_JSON"},
-		{id: "CC-19", path: ccPath, body: `{"user":{"id":"@alice:example.org","password":"Wonder-Land-42","device_id":"X"},"foo":1}`, status: 200, check: aliceCC},
-		{id: "CC-20", path: "/" + ccPath, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
-		{id: "CC-21/charset", path: ccPath, ct: "application/json; charset=UTF-8", body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
-		{id: "CC-21/none", path: ccPath, noCT: true, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
-		{id: "CC-22", path: ccPath, method: "GET", status: 405, errcode: "M_UNRECOGNIZED", check: func(t *testing.T, got map[string]any, h http.Header) {
+		{id: "check_credentials/escaped UTF-8 password", path: ccPath, body: `{"user":{"id":"@zoe:example.org","password":"p\u00e4ssw\u00f6rd-\u03a9"}}`, status: 200, check: zoe},
+		{id: "check_credentials/raw UTF-8 password", path: ccPath, body: `{"user":{"id":"@zoe:example.org","password":"pässwörd-Ω"}}`, status: 200, check: zoe},
+		{id: "check_credentials/not JSON", path: ccPath, body: `{"user":`, status: 400, errcode: "M_NOT_JSON"},
+		{id: "check_credentials/password missing", path: ccPath, body: `{"user":{"id":"@alice:example.org"}}`, status: 400, errcode: "M_BAD_JSON"},
+		{id: "check_credentials/password not a string", path: ccPath, body: `{"user":{"id":"@alice:example.org","password":42}}`, status: 400, errcode: "M_BAD_JSON"},
+		{id: "check_credentials/no user wrapper", path: ccPath, body: `{"id":"@alice:example.org","password":"Wonder-Land-42"}`, status: 400, errcode: "M_BAD_JSON"},
+		{id: "check_credentials/unknown members ignored", path: ccPath, body: `{"user":{"id":"@alice:example.org","password":"Wonder-Land-42","device_id":"X"},"foo":1}`, status: 200, check: aliceCC},
+		{id: "check_credentials/doubled slash", path: "/" + ccPath, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
+		{id: "check_credentials/content type with charset", path: ccPath, ct: "application/json; charset=UTF-8", body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
+		{id: "check_credentials/no content type", path: ccPath, noCT: true, body: cc("@alice:example.org", alicePW), status: 200, check: aliceCC},
+		{id: "check_credentials/GET", path: ccPath, method: "GET", status: 405, errcode: "M_UNRECOGNIZED", check: func(t *testing.T, got map[string]any, h http.Header) {
 			if h.Get("Allow") != "POST" {
 				t.Errorf("Allow = %q; want POST", h.Get("Allow"))
 			}
 		}},
-		{id: "CC-23", path: ccPath, body: cc("@alice@example.com:example.org", alicePW), status: 200, want: failure},
-		// CC-24 (JSON content type, boolean success) is checked on every 200 by run.
+		{id: "check_credentials/e-mail-shaped ID", path: ccPath, body: cc("@alice@example.com:example.org", alicePW), status: 200, want: failure},
+		// run checks every 200 for a JSON content type and a boolean success.
 
-		// §8.2 auth/login
-		{id: "AL-01", path: "{P}/auth/login", body: al("@alice:example.org", "alice", "example.org", alicePW), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		// auth/login
+		{id: "auth/login/alice signs in", path: "{P}/auth/login", body: al("@alice:example.org", "alice", "example.org", alicePW), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, true, "auth", "success")
 			wantAt(t, got, map[string]any{"type": "localpart", "value": "alice"}, "auth", "id")
 			wantAt(t, got, "Alice Liddell", "auth", "profile", "display_name")
 			wantAt(t, got, aliceThreePIDs, "auth", "profile", "three_pids")
 		}},
-		{id: "AL-02", path: "{P}/auth/login", body: al("@alice:example.org", "alice", "example.org", "nope"), status: 200, want: failure},
-		{id: "AL-03", path: "{P}/auth/login", body: al("@alice:evil.example", "alice", "evil.example", alicePW), status: 200, want: failure},
-		{id: "AL-04", path: "{P}/auth/login", body: al("@bob:example.org", "alice", "example.org", alicePW), status: 200, want: failure},
-		{id: "AL-05", path: "{P}/auth/login", body: al("@Alice:example.org", "Alice", "example.org", alicePW), status: 200, want: failure},
-		{id: "AL-06", path: "{P}/auth/login", body: al("@bob:example.org", "bob", "example.org", "builder-99"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		{id: "auth/login/wrong password", path: "{P}/auth/login", body: al("@alice:example.org", "alice", "example.org", "nope"), status: 200, want: failure},
+		{id: "auth/login/foreign domain", path: "{P}/auth/login", body: al("@alice:evil.example", "alice", "evil.example", alicePW), status: 200, want: failure},
+		{id: "auth/login/mxid and localpart disagree", path: "{P}/auth/login", body: al("@bob:example.org", "alice", "example.org", alicePW), status: 200, want: failure},
+		{id: "auth/login/upper-case localpart", path: "{P}/auth/login", body: al("@Alice:example.org", "Alice", "example.org", alicePW), status: 200, want: failure},
+		{id: "auth/login/bob signs in", path: "{P}/auth/login", body: al("@bob:example.org", "bob", "example.org", "builder-99"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, true, "auth", "success")
 			wantAt(t, got, "bob", "auth", "id", "value")
 		}},
-		{id: "AL-07", path: "{P}/auth/login", body: al("@erin:example.org", "erin", "example.org", "erin-pass-1"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		{id: "auth/login/user without 3PIDs", path: "{P}/auth/login", body: al("@erin:example.org", "erin", "example.org", "erin-pass-1"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, true, "auth", "success")
 			wantAt(t, got, "erin", "auth", "id", "value")
 			wantAbsent(t, got, "auth", "profile", "three_pids")
 		}},
-		{id: "AL-08", path: "{P}/auth/login", body: `{"mxid":"@alice:example.org","localpart":"alice","domain":"example.org","password":"Wonder-Land-42"}`, status: 400, errcode: "M_BAD_JSON"},
-		{id: "AL-09", path: "{P}/auth/login", body: al("@zed:example.org", "zed", "example.org", alicePW), status: 200, want: failure},
+		{id: "auth/login/no auth wrapper", path: "{P}/auth/login", body: `{"mxid":"@alice:example.org","localpart":"alice","domain":"example.org","password":"Wonder-Land-42"}`, status: 400, errcode: "M_BAD_JSON"},
+		{id: "auth/login/unknown user", path: "{P}/auth/login", body: al("@zed:example.org", "zed", "example.org", alicePW), status: 200, want: failure},
 
-		// §8.3 directory/user/search
-		{id: "DS-01", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"liddell"}`, status: 200, want: aliceDS},
-		{id: "DS-02", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"ALI"}`, status: 200, check: contains("alice")},
-		{id: "DS-03", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"bob"}`, status: 200,
+		// directory/user/search
+		{id: "directory/by name", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"liddell"}`, status: 200, want: aliceDS},
+		{id: "directory/upper-case term", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"ALI"}`, status: 200, check: contains("alice")},
+		{id: "directory/no avatar", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"bob"}`, status: 200,
 			want: `{"limited":false,"results":[{"user_id":"bob","display_name":"Bob Builder"}]}`},
-		{id: "DS-04", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"BOB@example.net"}`, status: 200, check: results("bob")},
-		{id: "DS-05", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"bob@"}`, status: 200, want: noResults},
-		{id: "DS-06", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"dave@example.net"}`, status: 200, want: noResults},
-		{id: "DS-07", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"+44 7700 900123"}`, status: 200, want: aliceDS},
-		{id: "DS-08", path: "{P}/directory/user/search", body: `{"by":"name","search_term":""}`, status: 200, want: noResults},
-		{id: "DS-09", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"   "}`, status: 200, want: noResults},
-		{id: "DS-10", path: "{P}/directory/user/search", body: `{"by":"name"}`, status: 200, want: noResults},
-		{id: "DS-11", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"carol"}`, status: 200, want: noResults},
-		{id: "DS-12", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"alice:example.org"}`, status: 200, check: results("alice")},
-		{id: "DS-13", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"alice:matrix.org"}`, status: 200, want: noResults},
-		{id: "DS-14", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"tester"}`, status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		{id: "directory/e-mail in another case", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"BOB@example.net"}`, status: 200, check: results("bob")},
+		{id: "directory/e-mail prefix finds nobody", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"bob@"}`, status: 200, want: noResults},
+		{id: "directory/unverified e-mail", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"dave@example.net"}`, status: 200, want: noResults},
+		{id: "directory/phone number spelled with spaces", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"+44 7700 900123"}`, status: 200, want: aliceDS},
+		{id: "directory/empty term", path: "{P}/directory/user/search", body: `{"by":"name","search_term":""}`, status: 200, want: noResults},
+		{id: "directory/blank term", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"   "}`, status: 200, want: noResults},
+		{id: "directory/no term", path: "{P}/directory/user/search", body: `{"by":"name"}`, status: 200, want: noResults},
+		{id: "directory/disabled user", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"carol"}`, status: 200, want: noResults},
+		{id: "directory/term with our domain", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"alice:example.org"}`, status: 200, check: results("alice")},
+		{id: "directory/term with another domain", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"alice:matrix.org"}`, status: 200, want: noResults},
+		{id: "directory/capped at 50", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"tester"}`, status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, true, "limited")
 			ids := userIDs(got)
 			seen := map[string]bool{}
@@ -268,42 +273,42 @@ func restCases() []restCase {
 				t.Errorf("%d results, %d distinct; want 50 distinct", len(ids), len(seen))
 			}
 		}},
-		{id: "DS-15", path: "{P}/directory/user/search", body: `{"by":"nickname","search_term":"alice"}`, status: 400, errcode: "M_INVALID_PARAM"},
-		{id: "DS-17", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"alice.liddell@example.com"}`, status: 200, want: aliceDS},
+		{id: "directory/unknown by", path: "{P}/directory/user/search", body: `{"by":"nickname","search_term":"alice"}`, status: 400, errcode: "M_INVALID_PARAM"},
+		{id: "directory/by e-mail answers like by name", path: "{P}/directory/user/search", body: `{"by":"threepid","search_term":"alice.liddell@example.com"}`, status: 200, want: aliceDS},
 		// LIKE wildcards in a term match only themselves.
-		{id: "DS-wildcards", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"%"}`, status: 200, want: noResults},
-		{id: "DS-underscore", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"t_01"}`, status: 200, want: noResults},
+		{id: "directory/percent is no wildcard", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"%"}`, status: 200, want: noResults},
+		{id: "directory/underscore is no wildcard", path: "{P}/directory/user/search", body: `{"by":"name","search_term":"t_01"}`, status: 200, want: noResults},
 
-		// §8.4 identity/single
-		{id: "IS-01", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"ALICE.LIDDELL@example.com"}}`, status: 200,
+		// identity/single
+		{id: "identity/single/e-mail echoed as sent", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"ALICE.LIDDELL@example.com"}}`, status: 200,
 			want: `{"lookup":{"medium":"email","address":"ALICE.LIDDELL@example.com","id":{"type":"localpart","value":"alice"}}}`},
-		{id: "IS-02", path: "{P}/identity/single", body: `{"lookup":{"medium":"msisdn","address":"447700900123"}}`, status: 200,
+		{id: "identity/single/phone number", path: "{P}/identity/single", body: `{"lookup":{"medium":"msisdn","address":"447700900123"}}`, status: 200,
 			want: `{"lookup":{"medium":"msisdn","address":"447700900123","id":{"type":"localpart","value":"alice"}}}`},
-		{id: "IS-msisdn-spelling", path: "{P}/identity/single", body: `{"lookup":{"medium":"msisdn","address":"+44 (7700) 900-123"}}`, status: 200,
+		{id: "identity/single/phone number spelled with signs", path: "{P}/identity/single", body: `{"lookup":{"medium":"msisdn","address":"+44 (7700) 900-123"}}`, status: 200,
 			want: `{"lookup":{"medium":"msisdn","address":"+44 (7700) 900-123","id":{"type":"localpart","value":"alice"}}}`},
-		{id: "IS-03", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"zed@example.org"}}`, status: 200, want: `{}`},
-		{id: "IS-04", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"dave@example.net"}}`, status: 200, want: `{}`},
-		{id: "IS-05", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"carol@example.net"}}`, status: 200, want: `{}`},
-		{id: "IS-06", path: "{P}/identity/single", body: `{"lookup":{"medium":"fax","address":"123"}}`, status: 200, want: `{}`},
-		{id: "IS-07", path: "{P}/identity/single", body: `{"lookup":[{"medium":"email","address":"bob@example.net"}]}`, status: 400, errcode: "M_BAD_JSON"},
+		{id: "identity/single/unknown address", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"zed@example.org"}}`, status: 200, want: `{}`},
+		{id: "identity/single/unverified e-mail", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"dave@example.net"}}`, status: 200, want: `{}`},
+		{id: "identity/single/disabled user", path: "{P}/identity/single", body: `{"lookup":{"medium":"email","address":"carol@example.net"}}`, status: 200, want: `{}`},
+		{id: "identity/single/unknown medium", path: "{P}/identity/single", body: `{"lookup":{"medium":"fax","address":"123"}}`, status: 200, want: `{}`},
+		{id: "identity/single/lookup not an object", path: "{P}/identity/single", body: `{"lookup":[{"medium":"email","address":"bob@example.net"}]}`, status: 400, errcode: "M_BAD_JSON"},
 
-		// §8.5 identity/bulk
-		{id: "IB-01", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"Alice.Liddell@example.com"},{"medium":"email","address":"nobody@example.org"},{"medium":"msisdn","address":"447700900123"},{"medium":"email","address":"bob@example.net"}]}`, status: 200,
+		// identity/bulk
+		{id: "identity/bulk/hits in request order", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"Alice.Liddell@example.com"},{"medium":"email","address":"nobody@example.org"},{"medium":"msisdn","address":"447700900123"},{"medium":"email","address":"bob@example.net"}]}`, status: 200,
 			want: `{"lookup":[{"medium":"email","address":"Alice.Liddell@example.com","id":{"type":"localpart","value":"alice"}},{"medium":"msisdn","address":"447700900123","id":{"type":"localpart","value":"alice"}},{"medium":"email","address":"bob@example.net","id":{"type":"localpart","value":"bob"}}]}`},
-		{id: "IB-02", path: "{P}/identity/bulk", body: `{"lookup":[]}`, status: 200, want: `{"lookup":[]}`},
-		{id: "IB-03", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"zed@example.org"},{"medium":"email","address":"dave@example.net"},{"medium":"email","address":"carol@example.net"}]}`, status: 200, want: `{"lookup":[]}`},
-		{id: "IB-04", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"bob@example.net"},{"medium":"email","address":"bob@example.net"}]}`, status: 200,
+		{id: "identity/bulk/empty", path: "{P}/identity/bulk", body: `{"lookup":[]}`, status: 200, want: `{"lookup":[]}`},
+		{id: "identity/bulk/misses only", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"zed@example.org"},{"medium":"email","address":"dave@example.net"},{"medium":"email","address":"carol@example.net"}]}`, status: 200, want: `{"lookup":[]}`},
+		{id: "identity/bulk/duplicate entry", path: "{P}/identity/bulk", body: `{"lookup":[{"medium":"email","address":"bob@example.net"},{"medium":"email","address":"bob@example.net"}]}`, status: 200,
 			want: `{"lookup":[{"medium":"email","address":"bob@example.net","id":{"type":"localpart","value":"bob"}}]}`},
-		{id: "IB-05", path: "{P}/identity/bulk", body: bulk5000(), status: 200,
+		{id: "identity/bulk/5000 entries", path: "{P}/identity/bulk", body: bulk5000(), status: 200,
 			want: `{"lookup":[{"medium":"email","address":"bob@example.net","id":{"type":"localpart","value":"bob"}}]}`},
-		{id: "IB-06", path: "{P}/identity/bulk", body: `{"lookup":{"medium":"email","address":"bob@example.net"}}`, status: 400, errcode: "M_BAD_JSON"},
+		{id: "identity/bulk/lookup not an array", path: "{P}/identity/bulk", body: `{"lookup":{"medium":"email","address":"bob@example.net"}}`, status: 400, errcode: "M_BAD_JSON"},
 
-		// §8.6 profile/* (PR-09 in the unit tests)
-		{id: "PR-01", path: "{P}/profile/displayName", body: pr("alice"), status: 200, want: `{"profile":{"display_name":"Alice Liddell"}}`},
-		{id: "PR-02", path: "{P}/profile/threepids", body: pr("alice"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		// profile/* (profile/threepids switched off: provider/ma1sd's unit tests)
+		{id: "profile/displayName", path: "{P}/profile/displayName", body: pr("alice"), status: 200, want: `{"profile":{"display_name":"Alice Liddell"}}`},
+		{id: "profile/threepids", path: "{P}/profile/threepids", body: pr("alice"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			wantAt(t, got, aliceThreePIDs, "profile", "threepids")
 		}},
-		{id: "PR-03", path: "{P}/profile/roles", body: pr("alice"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
+		{id: "profile/roles", path: "{P}/profile/roles", body: pr("alice"), status: 200, check: func(t *testing.T, got map[string]any, h http.Header) {
 			roles, _ := dig(got, "profile", "roles").([]any)
 			var names []string
 			for _, r := range roles {
@@ -314,16 +319,16 @@ func restCases() []restCase {
 				t.Errorf("roles = %v; want staff, matrix-admins", names)
 			}
 		}},
-		{id: "PR-04", path: "{P}/profile/roles", body: pr("bob"), status: 200, want: `{"profile":{"roles":[]}}`},
-		{id: "PR-05", path: "{P}/profile/displayName", body: pr("zed"), status: 200, want: `{"profile":{}}`},
-		{id: "PR-06", path: "{P}/profile/threepids", body: `{"localpart":"alice","domain":"matrix.org","mxid":"@alice:matrix.org"}`, status: 200, want: `{"profile":{}}`},
-		{id: "PR-07", path: "{P}/profile/displayName", body: pr("erin"), status: 200, want: `{"profile":{}}`},
-		{id: "PR-08", path: "{P}/profile/displayName", body: pr("carol"), status: 200, want: `{"profile":{}}`},
-		{id: "PR-10", path: "{P}/profile/displayName", body: `{"localpart":"Alice","domain":"example.org","mxid":"@Alice:example.org"}`, status: 200, want: `{"profile":{}}`},
+		{id: "profile/no roles", path: "{P}/profile/roles", body: pr("bob"), status: 200, want: `{"profile":{"roles":[]}}`},
+		{id: "profile/unknown user", path: "{P}/profile/displayName", body: pr("zed"), status: 200, want: `{"profile":{}}`},
+		{id: "profile/foreign domain", path: "{P}/profile/threepids", body: `{"localpart":"alice","domain":"matrix.org","mxid":"@alice:matrix.org"}`, status: 200, want: `{"profile":{}}`},
+		{id: "profile/no display name", path: "{P}/profile/displayName", body: pr("erin"), status: 200, want: `{"profile":{}}`},
+		{id: "profile/disabled user", path: "{P}/profile/displayName", body: pr("carol"), status: 200, want: `{"profile":{}}`},
+		{id: "profile/upper-case localpart", path: "{P}/profile/displayName", body: `{"localpart":"Alice","domain":"example.org","mxid":"@Alice:example.org"}`, status: 200, want: `{"profile":{}}`},
 
-		// §8.7 transport
-		{id: "TR-02", path: "{P}/no/such/endpoint", body: `{}`, status: 404, errcode: "M_UNRECOGNIZED"},
-		{id: "TR-doubled-prefix", path: "/{P}//profile/displayName", body: pr("alice"), status: 200, want: `{"profile":{"display_name":"Alice Liddell"}}`},
+		// transport
+		{id: "unknown endpoint", path: "{P}/no/such/endpoint", body: `{}`, status: 404, errcode: "M_UNRECOGNIZED"},
+		{id: "doubled slash after the prefix", path: "/{P}//profile/displayName", body: pr("alice"), status: 200, want: `{"profile":{"display_name":"Alice Liddell"}}`},
 	}
 }
 
@@ -392,7 +397,7 @@ func (c restCase) run(t *testing.T, base, path string) {
 	noNulls(t, got, "body")
 	if s, ok := dig(got, "auth").(map[string]any); ok {
 		if _, isBool := s["success"].(bool); !isBool {
-			t.Errorf("auth.success = %#v; want a JSON boolean (CC-24)", s["success"])
+			t.Errorf("auth.success = %#v; want a JSON boolean", s["success"])
 		}
 	}
 	if c.want != "" {
@@ -437,8 +442,8 @@ func TestRESTServiceMeetsTheMa1sdConformanceCases(t *testing.T) {
 				}
 			}
 
-			// CC-03: an unknown user's answer is byte-identical to a wrong password's.
-			t.Run("CC-03/bytes", func(t *testing.T) {
+			// An unknown user's answer is byte-identical to a wrong password's.
+			t.Run("check_credentials/unknown user answers like a wrong password", func(t *testing.T) {
 				wrong := postRaw(t, s.url+ccPath, cc("@alice:example.org", "wonder-land-42"))
 				unknown := postRaw(t, s.url+ccPath, cc("@zed:example.org", "whatever"))
 				if !bytes.Equal(wrong, unknown) {
@@ -446,8 +451,8 @@ func TestRESTServiceMeetsTheMa1sdConformanceCases(t *testing.T) {
 				}
 			})
 
-			// TR-01: a login and a search on one keep-alive connection.
-			t.Run("TR-01", func(t *testing.T) {
+			// A login and a search on one keep-alive connection.
+			t.Run("keep-alive connection", func(t *testing.T) {
 				client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 				reused := false
 				for i, step := range []struct{ path, body string }{
@@ -473,8 +478,8 @@ func TestRESTServiceMeetsTheMa1sdConformanceCases(t *testing.T) {
 				}
 			})
 
-			// TR-03 (functional part): 20 concurrent CC-01 all succeed.
-			t.Run("TR-03", func(t *testing.T) {
+			// 20 concurrent password checks for alice all succeed.
+			t.Run("20 concurrent checks", func(t *testing.T) {
 				var wg sync.WaitGroup
 				for range 20 {
 					wg.Add(1)
@@ -482,7 +487,7 @@ func TestRESTServiceMeetsTheMa1sdConformanceCases(t *testing.T) {
 						defer wg.Done()
 						body := postRaw(t, s.url+ccPath, cc("@alice:example.org", alicePW))
 						if !bytes.Contains(body, []byte(`"success":true`)) {
-							t.Errorf("concurrent CC-01: %s", body)
+							t.Errorf("concurrent check: %s", body)
 						}
 					}()
 				}

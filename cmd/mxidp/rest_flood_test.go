@@ -44,8 +44,8 @@ func procStatusKiB(pid int, field string) (int64, error) {
 
 const mib = 1 << 20
 
-// A flood of password checks for one account (ma1sd-rest.md §3.7, the
-// hash slots of provider.Login.CheckPassword) neither grows the server's
+// A flood of password checks for one account (docs/rest.md, rest.timeout;
+// the hash slots of provider.Login.CheckPassword) neither grows the server's
 // memory with the flood nor starves another user's check past the REST
 // deadline. The hash cost is the default one (argon2id, 19 MiB, 2 passes):
 // a cheap cost would hide exactly what is measured here.
@@ -217,7 +217,7 @@ func TestRESTPasswordFloodKeepsMemoryBoundedAndOthersServed(t *testing.T) {
 					case status == http.StatusServiceUnavailable && errcode == "M_UNKNOWN":
 						// The deadline ran out waiting for a hash slot:
 						// the documented answer to "try again"
-						// (ma1sd-rest.md §3.6; auth.go's unavailable).
+						// (docs/rest.md, rest.timeout; handler.go's unavailable).
 						st.unavailable.Add(1)
 					default:
 						problem("flood request (right password %v): status %d, success %v, errcode %q", right, status, ok, errcode)

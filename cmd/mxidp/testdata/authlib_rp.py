@@ -5,8 +5,8 @@ Synapse (synapse/handlers/oidc.py) does its OpenID Connect work with authlib;
 this script makes the same authlib calls in the same order, with the same
 inputs, so that an OP that satisfies it satisfies a stock Synapse configured
 with `oidc_providers` (discover: true, scopes openid profile email,
-user_profile_method: auto, pkce_method: auto). Section numbers (§) and case
-names (D4, T1, I5, ...) refer to shared/spec/synapse-oidc.md.
+user_profile_method: auto, pkce_method: auto). The comments name the
+function of synapse/handlers/oidc.py that each step copies.
 
 Run it with Debian's interpreter, which sees python3-authlib:
 
@@ -44,11 +44,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from authlib.oidc.discovery import OpenIDProviderMetadata, get_well_known_url
 
-# What Synapse sends as its User-Agent (§17 T1).
+# What Synapse sends as its User-Agent (Synapse/<version>).
 USER_AGENT = "Synapse/1.157.1"
-# Synapse's clock-skew allowance for ID tokens (§7.1).
+# Synapse's clock-skew allowance for ID tokens (the leeway of _parse_id_token).
 LEEWAY = 120
-# A Matrix localpart as Synapse accepts it unescaped (§8.1, §17 C1).
+# A Matrix localpart as Synapse accepts it unescaped (synapse/types/__init__.py,
+# map_username_to_mxid_localpart).
 LOCALPART_RE = re.compile(r"^[a-z0-9._=\-/+]+$")
 # Synapse's HTTP client gives up eventually; so do we.
 TIMEOUT = 30
@@ -84,7 +85,7 @@ def options():
                    help="Synapse's callback, <public_baseurl>_synapse/client/oidc/callback")
     p.add_argument("--auth-method", choices=["basic", "post"], default=opt("auth-method", "basic"))
     p.add_argument("--scopes", default=opt("scopes", "openid profile email"),
-                   help="space-separated, as in the §13 examples")
+                   help="space-separated, as in Synapse's docs/openid.md examples")
     p.add_argument("--email", default=opt("email"), help="expected email claim (optional)")
     p.add_argument("--name", default=opt("name"), help="expected name claim (optional)")
     args = p.parse_args()
@@ -98,36 +99,36 @@ def options():
 
 
 # ---------------------------------------------------------------------------
-# §3 Discovery and metadata validation (Synapse's _load_metadata and
+# Discovery and metadata validation (Synapse's _load_metadata and
 # _validate_metadata, skip_verification: false, no endpoint overrides).
 # ---------------------------------------------------------------------------
 
 def discover(args, http):
-    # §3.1 step 1-2: start from the configured issuer, fetch
+    # As _load_metadata: start from the configured issuer, fetch
     # <issuer without trailing slash>/.well-known/openid-configuration and
     # merge the answer over it (the discovered issuer wins).
     url = get_well_known_url(args.issuer, external=True)
     resp = http.get(url, timeout=TIMEOUT, allow_redirects=False)
-    require("D1 discovery is 200 JSON", resp.status_code == 200,
+    require("discovery is 200 JSON", resp.status_code == 200,
             "GET %s answered %d" % (url, resp.status_code))
     ctype = resp.headers.get("Content-Type", "")
-    require("D1 discovery is 200 JSON", ctype.split(";")[0].strip() == "application/json",
+    require("discovery is 200 JSON", ctype.split(";")[0].strip() == "application/json",
             "Content-Type is %r" % ctype)
     body = resp.json()
-    require("D1 discovery is 200 JSON", isinstance(body, dict), "not a JSON object: %r" % body)
-    ok("D1 discovery is 200 JSON")
+    require("discovery is 200 JSON", isinstance(body, dict), "not a JSON object: %r" % body)
+    ok("discovery is 200 JSON")
 
     metadata = OpenIDProviderMetadata(issuer=args.issuer)
     metadata.update(body)
 
-    # §3.4/§9.4: Synapse itself does not compare them, but back-channel
-    # logout routes on the configured issuer and validates against the
-    # discovered one, so they must be byte-identical (D2).
-    require("D2 discovered issuer equals the configured issuer", metadata["issuer"] == args.issuer,
+    # Synapse itself does not compare them, but back-channel logout
+    # (handle_backchannel_logout) routes on the configured issuer and
+    # validates against the discovered one, so they must be byte-identical.
+    require("discovered issuer equals the configured issuer", metadata["issuer"] == args.issuer,
             "configured %r, discovered %r" % (args.issuer, metadata["issuer"]))
-    ok("D2 discovered issuer equals the configured issuer")
+    ok("discovered issuer equals the configured issuer")
 
-    # §3.2: the checks of Synapse's _validate_metadata, in its order.
+    # The checks of Synapse's _validate_metadata, in its order.
     def validated(check, fn):
         try:
             fn()
@@ -135,67 +136,68 @@ def discover(args, http):
             raise CheckFailed(check, str(e))
         ok(check)
 
-    validated("D3 validate_issuer", metadata.validate_issuer)
-    validated("D3 validate_authorization_endpoint", metadata.validate_authorization_endpoint)
-    validated("D3 validate_token_endpoint", metadata.validate_token_endpoint)
+    validated("validate_issuer", metadata.validate_issuer)
+    validated("validate_authorization_endpoint", metadata.validate_authorization_endpoint)
+    validated("validate_token_endpoint", metadata.validate_token_endpoint)
 
     if metadata.get("token_endpoint_auth_methods_supported") is not None:
-        validated("D5 validate_token_endpoint_auth_methods_supported",
+        validated("validate_token_endpoint_auth_methods_supported",
                   metadata.validate_token_endpoint_auth_methods_supported)
-        require("D5 token_endpoint_auth_methods_supported has " + args.client_auth_method,
+        require("token_endpoint_auth_methods_supported has " + args.client_auth_method,
                 args.client_auth_method in metadata["token_endpoint_auth_methods_supported"],
                 "%r" % metadata["token_endpoint_auth_methods_supported"])
-        ok("D5 token_endpoint_auth_methods_supported has " + args.client_auth_method)
+        ok("token_endpoint_auth_methods_supported has " + args.client_auth_method)
 
     if metadata.get("code_challenge_methods_supported") is not None:
-        validated("D6 validate_code_challenge_methods_supported",
+        validated("validate_code_challenge_methods_supported",
                   metadata.validate_code_challenge_methods_supported)
-        require("D6 code_challenge_methods_supported has S256",
+        require("code_challenge_methods_supported has S256",
                 "S256" in metadata["code_challenge_methods_supported"],
                 "%r" % metadata["code_challenge_methods_supported"])
-        ok("D6 code_challenge_methods_supported has S256")
+        ok("code_challenge_methods_supported has S256")
 
     if metadata.get("response_types_supported") is not None:
-        validated("D4 validate_response_types_supported", metadata.validate_response_types_supported)
-        require("D4 response_types_supported has code", "code" in metadata["response_types_supported"],
+        validated("validate_response_types_supported", metadata.validate_response_types_supported)
+        require("response_types_supported has code", "code" in metadata["response_types_supported"],
                 "%r" % metadata["response_types_supported"])
-        ok("D4 response_types_supported has code")
+        ok("response_types_supported has code")
 
     # user_profile_method auto with openid in the scopes: no userinfo, so the
-    # ID token is the claim source and jwks_uri is required (§3.2, §7.3).
-    validated("D3 validate_jwks_uri", metadata.validate_jwks_uri)
+    # ID token is the claim source and jwks_uri is required (_validate_metadata,
+    # _uses_userinfo).
+    validated("validate_jwks_uri", metadata.validate_jwks_uri)
 
     # Not part of Synapse's validation, but this script also plays the
-    # user_profile_method: userinfo_endpoint configuration below (§17 E6),
+    # user_profile_method: userinfo_endpoint configuration below,
     # which requires it.
-    require("D3 userinfo_endpoint present", bool(metadata.get("userinfo_endpoint")), "missing")
-    ok("D3 userinfo_endpoint present")
-    require("D3 userinfo_endpoint secure transport", is_secure_transport(metadata["userinfo_endpoint"]),
+    require("userinfo_endpoint present", bool(metadata.get("userinfo_endpoint")), "missing")
+    ok("userinfo_endpoint present")
+    require("userinfo_endpoint secure transport", is_secure_transport(metadata["userinfo_endpoint"]),
             "%r is not https" % metadata["userinfo_endpoint"])
-    ok("D3 userinfo_endpoint secure transport")
+    ok("userinfo_endpoint secure transport")
     return metadata
 
 
 def load_jwks(metadata, http):
-    # §3.5: Synapse GETs jwks_uri as JSON (get_json: 2xx required).
+    # As load_jwks: Synapse GETs jwks_uri as JSON (get_json: 2xx required).
     resp = http.get(metadata["jwks_uri"], timeout=TIMEOUT, allow_redirects=False)
-    require("D9 JWKS", resp.status_code == 200, "GET %s answered %d" % (metadata["jwks_uri"], resp.status_code))
+    require("JWKS has unique signing keys", resp.status_code == 200, "GET %s answered %d" % (metadata["jwks_uri"], resp.status_code))
     jwks = resp.json()
-    require("D9 JWKS", isinstance(jwks, dict) and isinstance(jwks.get("keys"), list) and jwks["keys"],
+    require("JWKS has unique signing keys", isinstance(jwks, dict) and isinstance(jwks.get("keys"), list) and jwks["keys"],
             "not a non-empty {\"keys\": [...]}: %r" % jwks)
     kids = [k.get("kid") for k in jwks["keys"]]
-    require("D9 JWKS", all(kids) and len(set(kids)) == len(kids), "kids not unique and present: %r" % kids)
+    require("JWKS has unique signing keys", all(kids) and len(set(kids)) == len(kids), "kids not unique and present: %r" % kids)
     for k in jwks["keys"]:
-        require("D9 JWKS", k.get("use", "sig") == "sig", "key %s has use %r" % (k.get("kid"), k.get("use")))
-        require("D9 JWKS", "key_ops" not in k or "verify" in k["key_ops"],
+        require("JWKS has unique signing keys", k.get("use", "sig") == "sig", "key %s has use %r" % (k.get("kid"), k.get("use")))
+        require("JWKS has unique signing keys", "key_ops" not in k or "verify" in k["key_ops"],
                 "key %s has key_ops %r" % (k.get("kid"), k.get("key_ops")))
-    ok("D9 JWKS")
+    ok("JWKS has unique signing keys")
     return jwks
 
 
 # ---------------------------------------------------------------------------
-# §2 steps 4-8 and §5: the authorization request, the user's browser at the
-# OP, and Synapse's callback.
+# The authorization request (Synapse's handle_redirect_request), the user's
+# browser at the OP, and Synapse's callback (handle_oidc_callback).
 # ---------------------------------------------------------------------------
 
 class FormParser(HTMLParser):
@@ -218,9 +220,9 @@ class FormParser(HTMLParser):
 
 
 def authorization_request(args, metadata):
-    # §2 step 4: state 30 alphanumerics, nonce 32, and, because discovery
-    # advertises code_challenge_methods_supported (pkce_method: auto), a
-    # 48-character verifier sent as an S256 challenge (§5).
+    # As handle_redirect_request: state 30 alphanumerics, nonce 32, and,
+    # because discovery advertises code_challenge_methods_supported
+    # (pkce_method: auto), a 48-character verifier sent as an S256 challenge.
     state = generate_token()
     nonce = generate_token(length=32)
     params = {}
@@ -228,11 +230,11 @@ def authorization_request(args, metadata):
     if metadata.get("code_challenge_methods_supported"):
         code_verifier = generate_token(48)
         params = {"code_challenge_method": "S256", "code_challenge": create_s256_code_challenge(code_verifier)}
-    require("A1 state/nonce/verifier like Synapse's",
+    require("state/nonce/verifier like Synapse's",
             re.fullmatch(r"[A-Za-z0-9]{30}", state) and re.fullmatch(r"[A-Za-z0-9]{32}", nonce)
             and re.fullmatch(r"[A-Za-z0-9]{48}", code_verifier),
             "state %r nonce %r verifier %r (PKCE not advertised?)" % (state, nonce, code_verifier))
-    # §2 step 5: prepare_grant_uri, as Synapse's handle_redirect_request.
+    # prepare_grant_uri, as Synapse's handle_redirect_request.
     url = prepare_grant_uri(metadata["authorization_endpoint"], client_id=args.client_id, response_type="code",
                             redirect_uri=args.redirect_uri, scope=args.scopes, state=state, nonce=nonce, **params)
     return url, state, nonce, code_verifier
@@ -249,69 +251,69 @@ def browser_login(args, url):
         resp = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
         if resp.status_code in (301, 302, 303, 307, 308):
             url = urljoin(url, resp.headers["Location"])
-            require("A1 authorization reaches the login form", not url.startswith(args.redirect_uri),
+            require("authorization reaches the login form", not url.startswith(args.redirect_uri),
                     "sent to the callback before signing in: %s" % url)
             continue
-        require("A1 authorization reaches the login form", resp.status_code == 200,
+        require("authorization reaches the login form", resp.status_code == 200,
                 "GET %s answered %d: %s" % (url, resp.status_code, resp.text[:500]))
         form_page = resp
         break
-    require("A1 authorization reaches the login form", form_page is not None, "too many redirects")
+    require("authorization reaches the login form", form_page is not None, "too many redirects")
     form = FormParser()
     form.feed(form_page.text)
-    require("A1 authorization reaches the login form", form.action is not None and "id" in form.inputs
+    require("authorization reaches the login form", form.action is not None and "id" in form.inputs
             and "csrf" in form.inputs, "no form with hidden id and csrf inputs at %s:\n%s" % (url, form_page.text[:1000]))
-    ok("A1 authorization reaches the login form")
+    ok("authorization reaches the login form")
 
     action = urljoin(url, form.action)
     resp = browser.post(action, data={"id": form.inputs["id"], "csrf": form.inputs["csrf"],
                                       "username": args.username, "password": args.password},
                         allow_redirects=False, timeout=TIMEOUT)
     for _ in range(10):
-        require("A1 login redirects to the callback", resp.status_code in (302, 303),
+        require("login redirects to the callback", resp.status_code in (302, 303),
                 "%s %s answered %d: %s" % (resp.request.method, resp.url, resp.status_code, resp.text[:500]))
         location = urljoin(resp.url, resp.headers["Location"])
         if location.startswith(args.redirect_uri):
-            ok("A1 login redirects to the callback")
+            ok("login redirects to the callback")
             return location
         resp = browser.get(location, allow_redirects=False, timeout=TIMEOUT)
-    raise CheckFailed("A1 login redirects to the callback", "too many redirects")
+    raise CheckFailed("login redirects to the callback", "too many redirects")
 
 
 def callback(args, location, state):
-    # §2 step 8 and §5: the response arrives in the query string; Synapse
-    # checks state against its cookie and needs a code.
+    # As handle_oidc_callback: the response arrives in the query string;
+    # Synapse checks state against its cookie and needs a code.
     u = urlparse(location)
-    require("A1 callback URI is exactly the redirect_uri", u._replace(query="", fragment="").geturl() == args.redirect_uri,
+    require("callback URI is exactly the redirect_uri", u._replace(query="", fragment="").geturl() == args.redirect_uri,
             "sent to %s" % location)
     q = parse_qs(u.query)
-    require("A1 callback carries code and state", "error" not in q,
+    require("callback carries code and state", "error" not in q,
             "error=%s error_description=%s" % (q.get("error"), q.get("error_description")))
-    require("A1 callback carries code and state", q.get("state") == [state],
+    require("callback carries code and state", q.get("state") == [state],
             "state %r, sent %r" % (q.get("state"), state))
-    require("A1 callback carries code and state", len(q.get("code", [])) == 1 and q["code"][0],
+    require("callback carries code and state", len(q.get("code", [])) == 1 and q["code"][0],
             "code %r" % q.get("code"))
-    ok("A1 callback carries code and state")
+    ok("callback carries code and state")
     return q["code"][0]
 
 
 # ---------------------------------------------------------------------------
-# §4, §6: the token request (Synapse's _exchange_code).
+# The token request (Synapse's _exchange_code).
 # ---------------------------------------------------------------------------
 
 def exchange_code(args, metadata, http, code, code_verifier):
-    check = "T%d token request (%s)" % (1 if args.auth_method == "basic" else 2, args.client_auth_method)
+    check = "token request (%s)" % args.client_auth_method
     headers = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": USER_AGENT,
                "Accept": "application/json"}
     body_args = {"grant_type": "authorization_code", "code": code, "redirect_uri": args.redirect_uri}
     if code_verifier:
         body_args["code_verifier"] = code_verifier
     body = urlencode(body_args, True)
-    # §4: credentials are added by authlib's ClientAuth.
+    # Credentials are added by authlib's ClientAuth, as in _exchange_code.
     uri, headers, body = ClientAuth(args.client_id, args.client_secret, args.client_auth_method).prepare(
         method="POST", uri=metadata["token_endpoint"], headers=headers, body=body)
 
-    # The request must be what Synapse puts on the wire (§4 table): raw
+    # The request must be what Synapse puts on the wire: raw
     # id:secret in Basic and no client_id in the body, or both in the body.
     sent = parse_qs(body)
     if args.client_auth_method == "client_secret_basic":
@@ -324,8 +326,9 @@ def exchange_code(args, metadata, http, code, code_verifier):
                 "authlib %s did not build Synapse's request: %r %r" % (authlib.__version__, headers, body))
 
     resp = http.post(uri, data=body.encode("utf-8"), headers=headers, timeout=TIMEOUT, allow_redirects=False)
-    # §6: 5xx is an error; otherwise the body must be JSON; an "error" field
-    # at any status is an error; a 4xx without one is server_error.
+    # As _exchange_code: 5xx is an error; otherwise the body must be JSON;
+    # an "error" field at any status is an error; a 4xx without one is
+    # server_error.
     require(check, resp.status_code < 500, "answered %d: %s" % (resp.status_code, resp.text[:500]))
     try:
         token = json.loads(resp.content.decode("utf-8"))
@@ -334,21 +337,21 @@ def exchange_code(args, metadata, http, code, code_verifier):
     require(check, "error" not in token, "answered %d: error=%s error_description=%s"
             % (resp.status_code, token.get("error"), token.get("error_description")))
     require(check, resp.status_code < 400, "answered %d without an error field: %r" % (resp.status_code, token))
-    # §17 T1: 200 JSON with access_token, token_type Bearer, id_token, expires_in.
+    # 200 JSON with access_token, token_type Bearer, id_token, expires_in.
     require(check, resp.status_code == 200, "answered %d" % resp.status_code)
     require(check, resp.headers.get("Content-Type", "").split(";")[0].strip() == "application/json",
             "Content-Type %r" % resp.headers.get("Content-Type"))
     require(check, isinstance(token.get("access_token"), str) and token["access_token"], "no access_token: %r" % token)
     require(check, str(token.get("token_type", "")).lower() == "bearer", "token_type %r" % token.get("token_type"))
     require(check, isinstance(token.get("id_token"), str) and token["id_token"],
-            "no id_token: Synapse fails with invalid_token \"Missing id_token\" (§6)")
+            "no id_token: Synapse fails with invalid_token \"Missing id_token\"")
     require(check, isinstance(token.get("expires_in"), (int, float)), "expires_in %r" % token.get("expires_in"))
     ok(check)
     return token
 
 
 # ---------------------------------------------------------------------------
-# §7.1: ID-token validation (Synapse's _parse_id_token and _verify_jwt).
+# ID-token validation (Synapse's _parse_id_token and _verify_jwt).
 # ---------------------------------------------------------------------------
 
 def parse_id_token(args, metadata, jwks, token, nonce, uses_userinfo):
@@ -368,14 +371,14 @@ def parse_id_token(args, metadata, jwks, token, nonce, uses_userinfo):
 
 
 def check_id_token(args, metadata, jwks, token, nonce):
-    check = "I1-I3 ID token accepted by authlib CodeIDToken (user_profile_method: auto)"
+    check = "ID token accepted by authlib CodeIDToken (user_profile_method: auto)"
     try:
         claims = parse_id_token(args, metadata, jwks, token, nonce, uses_userinfo=False)
     except Exception as e:  # authlib raises JoseError and ValueError subclasses
         raise CheckFailed(check, "%s: %s" % (type(e).__name__, e))
     ok(check)
 
-    check = "I4 ID token accepted with at_hash checked (user_profile_method: userinfo_endpoint)"
+    check = "ID token accepted with at_hash checked (user_profile_method: userinfo_endpoint)"
     try:
         parse_id_token(args, metadata, jwks, token, nonce, uses_userinfo=True)
     except Exception as e:
@@ -386,20 +389,20 @@ def check_id_token(args, metadata, jwks, token, nonce):
         require(check, claims["at_hash"] == want, "at_hash %r, want %r" % (claims["at_hash"], want))
     ok(check)
 
-    # §17 I1: RS256, with a kid that is in the JWKS.
+    # RS256, with a kid that is in the JWKS.
     header = claims.header
-    check = "I1 header alg RS256 and kid in the JWKS"
+    check = "ID token header alg RS256 and kid in the JWKS"
     require(check, header.get("alg") == "RS256", "alg %r" % header.get("alg"))
     require(check, header.get("kid") in [k.get("kid") for k in jwks["keys"]], "kid %r" % header.get("kid"))
-    require("D7 id_token_signing_alg_values_supported has RS256",
+    require("id_token_signing_alg_values_supported has RS256",
             "RS256" in metadata.get("id_token_signing_alg_values_supported", ["RS256"]),
             "%r" % metadata.get("id_token_signing_alg_values_supported"))
     ok(check)
-    ok("D7 id_token_signing_alg_values_supported has RS256")
+    ok("id_token_signing_alg_values_supported has RS256")
 
-    # §17 I2, stricter than authlib: aud is the client (a string or a
+    # Stricter than authlib: aud is the client (a string or a
     # one-element array), azp absent or the client, integer times.
-    check = "I2 iss, sub, aud, azp, exp, iat"
+    check = "ID token iss, sub, aud, azp, exp, iat"
     now = time.time()
     require(check, claims["iss"] == args.issuer, "iss %r" % claims["iss"])
     require(check, isinstance(claims["sub"], str) and claims["sub"], "sub %r" % claims["sub"])
@@ -410,8 +413,8 @@ def check_id_token(args, metadata, jwks, token, nonce):
     require(check, claims["iat"] <= now + 5 < claims["exp"], "iat %r exp %r now %d" % (claims["iat"], claims["exp"], now))
     ok(check)
 
-    # §17 I7: types of the optional claims.
-    check = "I7 auth_time, amr, nbf types"
+    # Types of the optional claims, as authlib's CodeIDToken checks them.
+    check = "ID token auth_time, amr, nbf types"
     require(check, "auth_time" not in claims or isinstance(claims["auth_time"], (int, float)),
             "auth_time %r" % claims.get("auth_time"))
     require(check, "amr" not in claims or isinstance(claims["amr"], list), "amr %r" % claims.get("amr"))
@@ -419,9 +422,9 @@ def check_id_token(args, metadata, jwks, token, nonce):
             "nbf %r" % claims.get("nbf"))
     ok(check)
 
-    # §7.3/§8.1/§17 I5, I6, C1, C2: the ID token itself carries what
-    # Synapse's default mapping reads (it never merges userinfo in).
-    check = "I5 ID token carries the claims Synapse maps"
+    # The ID token itself carries what Synapse's default mapping reads
+    # (it never merges userinfo in).
+    check = "ID token carries the claims Synapse maps"
     require(check, claims.get("preferred_username") == args.username,
             "preferred_username %r, want %r" % (claims.get("preferred_username"), args.username))
     require(check, LOCALPART_RE.match(claims["preferred_username"]),
@@ -435,20 +438,20 @@ def check_id_token(args, metadata, jwks, token, nonce):
     require(check, claims.get("email_verified") is True, "email_verified %r" % claims.get("email_verified"))
     ok(check)
 
-    # §9.1/§9.4/§17 I6: sid is copied to the Matrix device; without it
+    # sid is copied to the Matrix device (handle_oidc_callback); without it
     # back-channel logout can never reach that device.
-    check = "I6 sid is a non-empty string"
+    check = "ID token sid is a non-empty string"
     require(check, isinstance(claims.get("sid"), str) and claims["sid"], "sid %r" % claims.get("sid"))
     ok(check)
     return claims
 
 
 # ---------------------------------------------------------------------------
-# §7.2: userinfo (Synapse's _fetch_userinfo).
+# Userinfo (Synapse's _fetch_userinfo).
 # ---------------------------------------------------------------------------
 
 def fetch_userinfo(metadata, http, token, claims):
-    check = "U1 userinfo with the Bearer token"
+    check = "userinfo with the Bearer token"
     resp = http.get(metadata["userinfo_endpoint"], timeout=TIMEOUT, allow_redirects=False,
                     headers={"Authorization": "Bearer {}".format(token["access_token"])})
     # Synapse asserts a Content-Type is present; application/jwt... would be
@@ -462,14 +465,14 @@ def fetch_userinfo(metadata, http, token, claims):
         require(check, ctype.split(";")[0].strip() == "application/json", "Content-Type %r" % ctype)
         info = json.loads(resp.content.decode("utf-8"))
     # Synapse does not compare them, so the OP must never answer with
-    # another user's claims (§7.2).
+    # another user's claims (_fetch_userinfo).
     require(check, info.get("sub") == claims["sub"], "sub %r, ID token's %r" % (info.get("sub"), claims["sub"]))
     for k in ("preferred_username", "name", "email", "email_verified"):
         require(check, info.get(k) == claims.get(k), "%s %r, ID token's %r" % (k, info.get(k), claims.get(k)))
     ok(check)
 
-    # §17 U2: a bad token is refused with 401, never answered with 200.
-    check = "U2 userinfo refuses a bad token with 401"
+    # A bad token is refused with 401, never answered with 200 (RFC 6750 §3.1).
+    check = "userinfo refuses a bad token with 401"
     at = token["access_token"]
     bad = at[:-4] + ("BBBB" if at.endswith("AAAA") else "AAAA")
     resp = http.get(metadata["userinfo_endpoint"], timeout=TIMEOUT, allow_redirects=False,
@@ -491,7 +494,7 @@ def main():
         metadata = discover(args, http)
         jwks = load_jwks(metadata, http)
         url, state, nonce, code_verifier = authorization_request(args, metadata)
-        ok("A1 state/nonce/verifier like Synapse's")
+        ok("state/nonce/verifier like Synapse's")
         location = browser_login(args, url)
         code = callback(args, location, state)
         token = exchange_code(args, metadata, http, code, code_verifier)
