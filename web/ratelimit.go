@@ -3,6 +3,7 @@ package web
 import (
 	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -42,30 +43,63 @@ func (l *networkLimiter) allow(addr string) (bool, time.Duration) {
 	if l.burst <= 0 || l.rate <= 0 {
 		return true, 0
 	}
-	key := networkKey(addr)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// An IPv6 /64 is cheap to have many of: the /48 around it also has a
+	// budget, of wideFactor networks.
+	keys := []string{networkKey(addr)}
+	if wide := wideNetworkKey(addr); wide != "" {
+		keys = append(keys, wide)
+	}
+	var wait time.Duration
+	buckets := make([]*bucket, len(keys))
+	for i, key := range keys {
+		scale := 1.0
+		if i > 0 {
+			scale = wideFactor
+		}
+		b := l.bucket(key, now, scale)
+		buckets[i] = b
+		if b.tokens < 1 {
+			wait = max(wait, time.Duration((1-b.tokens)/(l.rate*scale)*float64(time.Second)))
+		}
+	}
+	if wait > 0 {
+		return false, wait
+	}
+	for _, b := range buckets {
+		b.tokens--
+	}
+	return true, 0
+}
+
+// wideFactor is how many /64 networks' budgets a /48 has.
+const wideFactor = 16
+
+// bucket returns key's bucket refilled to now, at scale times the rate
+// and burst.
+func (l *networkLimiter) bucket(key string, now time.Time, scale float64) *bucket {
 	b, ok := l.buckets[key]
 	if !ok {
 		if len(l.buckets) >= maxLimiterEntries {
 			l.sweep(now)
 		}
-		b = &bucket{tokens: l.burst, last: now}
+		b = &bucket{tokens: l.burst * scale, last: now}
 		l.buckets[key] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.tokens = math.Min(l.burst*scale, b.tokens+now.Sub(b.last).Seconds()*l.rate*scale)
 	b.last = now
-	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	}
-	b.tokens--
-	return true, 0
+	return b
 }
 
 func (l *networkLimiter) sweep(now time.Time) {
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+		scale := 1.0
+		if strings.HasPrefix(k, "wide:") {
+			scale = wideFactor
+		}
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate*scale >= l.burst*scale {
 			delete(l.buckets, k)
 		}
 	}
@@ -86,4 +120,14 @@ func networkKey(addr string) string {
 	}
 	p, _ := a.Prefix(64)
 	return p.String()
+}
+
+// wideNetworkKey is the /48 of an IPv6 address, or "" for IPv4.
+func wideNetworkKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Is4() {
+		return ""
+	}
+	p, _ := a.Prefix(48)
+	return "wide:" + p.String()
 }

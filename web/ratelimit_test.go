@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -58,5 +59,25 @@ func TestNetworkLimiterForgetsRefilledNetworksWhenFull(t *testing.T) {
 	}
 	if ok, _ := l.allow("192.0.2.1"); ok {
 		t.Error("the sweep forgot a network whose bucket was empty")
+	}
+}
+
+func TestNetworkLimiterGivesAnIPv6SlashFortyEightSixteenNetworksWorth(t *testing.T) {
+	now := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)
+	l := newNetworkLimiter(1, 2)
+	l.now = func() time.Time { return now }
+	admitted := 0
+	for i := range 100 { // 100 different /64s of one /48
+		for range 2 {
+			if ok, _ := l.allow(fmt.Sprintf("2001:db8:1:%x::1", i)); ok {
+				admitted++
+			}
+		}
+	}
+	if admitted != 2*wideFactor {
+		t.Errorf("100 /64s of one /48: %d admitted, want %d", admitted, 2*wideFactor)
+	}
+	if ok, _ := l.allow("2001:db8:2::1"); !ok {
+		t.Error("another /48 was held up")
 	}
 }
