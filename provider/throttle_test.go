@@ -14,6 +14,7 @@ import (
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/provider/password"
 	"github.com/mxidp/mxidp/storage"
+	"github.com/mxidp/mxidp/storage/storagetest"
 )
 
 // auditCount counts the audit events of one kind and detail (a repeated
@@ -41,28 +42,6 @@ func auditRows(t *testing.T, s *storage.Store, event string) int {
 		t.Fatal(err)
 	}
 	return len(evs)
-}
-
-// throttleKeys lists the throttle table's keys, sorted.
-func throttleKeys(t *testing.T, s *storage.Store) []string {
-	t.Helper()
-	rows, err := s.DB().QueryContext(context.Background(), `SELECT key FROM throttle ORDER BY key`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	keys := []string{}
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return keys
 }
 
 // The attack of the issue's acceptance: 100 parallel wrong guesses for one
@@ -155,7 +134,7 @@ func TestHardLockRefusesTheRightPasswordUntilUnlocked(t *testing.T) {
 		if err := a.Unlock(ctx, "Alice"); err != nil {
 			t.Fatal(err)
 		}
-		if keys := throttleKeys(t, a.Store); len(keys) != 0 {
+		if keys := storagetest.ThrottleKeys(t, a.Store); len(keys) != 0 {
 			t.Errorf("after user unlock the counters are %v; want none", keys)
 		}
 		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "alice@example.org", Password: "right password"}); err != nil {
@@ -199,7 +178,7 @@ func TestNetworkBurstCoversEveryAccountFromOneAddress(t *testing.T) {
 			t.Errorf("throttle events = %+v", evs)
 		}
 		// A network held off writes no counter for the names it tries.
-		if keys := throttleKeys(t, a.Store); slices.Contains(keys, "account:userk") || len(keys) != 13 {
+		if keys := storagetest.ThrottleKeys(t, a.Store); slices.Contains(keys, "account:userk") || len(keys) != 13 {
 			t.Errorf("throttle counters = %v; want the 11 names checked (not userk, refused by its network) and the 2 networks", keys)
 		}
 	})
@@ -279,7 +258,7 @@ func TestOversizedAttemptsAreRefusedWithoutAWrite(t *testing.T) {
 				}
 			}
 		}
-		if keys := throttleKeys(t, a.Store); len(keys) != 0 {
+		if keys := storagetest.ThrottleKeys(t, a.Store); len(keys) != 0 {
 			t.Errorf("throttle counters = %v; want none", keys)
 		}
 		if n := auditRows(t, a.Store, "login"); n != 0 {

@@ -53,44 +53,13 @@ func clientDoor(next http.HandlerFunc) http.HandlerFunc {
 		h := w.Header()
 		h["Cache-Control"] = valueNoStore
 		h["Pragma"] = valueNoCache
-		cw := &refusalCatcher{ResponseWriter: w}
+		cw := &holdBack{ResponseWriter: w, hold: func(status int) bool { return status == http.StatusUnauthorized }}
 		next(cw, r)
-		if cw.caught {
+		if cw.held {
 			writeClientRefused(w, r)
 		}
 	}
 }
-
-// refusalCatcher holds back a 401 so that clientDoor can replace it;
-// anything else passes through untouched.
-type refusalCatcher struct {
-	http.ResponseWriter
-	wrote, caught bool
-}
-
-func (c *refusalCatcher) WriteHeader(status int) {
-	if c.wrote {
-		return
-	}
-	c.wrote = true
-	if status == http.StatusUnauthorized {
-		c.caught = true
-		return
-	}
-	c.ResponseWriter.WriteHeader(status)
-}
-
-func (c *refusalCatcher) Write(b []byte) (int, error) {
-	if !c.wrote {
-		c.WriteHeader(http.StatusOK)
-	}
-	if c.caught {
-		return len(b), nil
-	}
-	return c.ResponseWriter.Write(b)
-}
-
-func (c *refusalCatcher) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // unknownClientOrRedirect is the detail of the authorization error page for
 // both an unknown client and a redirect URI the client has not registered.

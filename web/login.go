@@ -100,9 +100,7 @@ func origin(uri string) string {
 // request, this browser and (consent) the session it was shown to.
 // Otherwise the user gets a page saying what went wrong and false.
 func (h *openIDRoutes) postedForm(w http.ResponseWriter, r *http.Request, form, sessionID string) (storage.AuthRequest, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
+	if !h.readForm(w, r) {
 		return storage.AuthRequest{}, false
 	}
 	a, ok := h.authRequest(w, r, r.PostForm.Get("id"))
@@ -436,4 +434,15 @@ func (h *openIDRoutes) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.OP.ServeHTTP(w, r)
+}
+
+// readForm parses a page's form, size-capped, or tells the user it could
+// not be read and returns false.
+func (h *openIDRoutes) readForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
+		return false
+	}
+	return true
 }

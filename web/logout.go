@@ -37,9 +37,7 @@ var endSessionParams = []string{"id_token_hint", "post_logout_redirect_uri", "st
 // bad hint and an unregistered redirect thus look alike and tell nobody
 // which client IDs exist.
 func (h *openIDRoutes) endSession(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
+	if !h.readForm(w, r) {
 		return
 	}
 	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
@@ -153,9 +151,7 @@ func (h *openIDRoutes) logoutToken(s storage.Session) string {
 // sends the user where the client asked, if it registered that address,
 // or to mxidp's logged-out page.
 func (h *openIDRoutes) logoutSubmit(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
+	if !h.readForm(w, r) {
 		return
 	}
 	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))

@@ -165,9 +165,20 @@ func limitBodies(pageOf func(*http.Request) page) func(http.Handler) http.Handle
 			}
 			body := &cappedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit)}
 			r.Body = body
-			tw := &tooLargeWriter{ResponseWriter: w, body: body, before: maps.Clone(w.Header())}
+			// The handler may answer as long as the body it read stayed
+			// under the cap; once the cap was reached, its answer (made
+			// from a cut body) is dropped and the 413 sent instead.
+			before := maps.Clone(w.Header())
+			tw := &holdBack{ResponseWriter: w, hold: func(int) bool { return body.over.Load() }}
 			next.ServeHTTP(tw, r)
-			if tw.replace() {
+			if tw.held || (!tw.wrote && body.over.Load()) {
+				// Without the headers the handler set (cookies, redirects).
+				h := w.Header()
+				for k := range h {
+					if _, ok := before[k]; !ok {
+						delete(h, k)
+					}
+				}
 				tooLarge(w, r, limit, pageOf)
 			}
 		})
@@ -187,59 +198,6 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 		b.over.Store(true)
 	}
 	return n, err
-}
-
-// tooLargeWriter lets a handler answer as long as the body it read stayed
-// under the cap; once the cap was reached, the handler's answer (made from
-// a truncated body) is dropped, and the 413 is sent instead.
-type tooLargeWriter struct {
-	http.ResponseWriter
-	body    *cappedBody
-	before  http.Header // the headers set before the handler ran
-	wrote   bool
-	dropped bool
-}
-
-func (t *tooLargeWriter) WriteHeader(status int) {
-	if t.wrote {
-		return
-	}
-	t.wrote = true
-	if t.body.over.Load() {
-		t.dropped = true
-		return
-	}
-	t.ResponseWriter.WriteHeader(status)
-}
-
-func (t *tooLargeWriter) Write(b []byte) (int, error) {
-	if !t.wrote {
-		t.WriteHeader(http.StatusOK)
-	}
-	if t.dropped {
-		return len(b), nil
-	}
-	return t.ResponseWriter.Write(b)
-}
-
-func (t *tooLargeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
-
-// replace reports whether the 413 is to be sent, and if so removes the
-// headers the handler set (cookies, redirects) from the answer.
-func (t *tooLargeWriter) replace() bool {
-	if t.wrote && !t.dropped {
-		return false
-	}
-	if !t.wrote && !t.body.over.Load() {
-		return false
-	}
-	h := t.ResponseWriter.Header()
-	for k := range h {
-		if _, ok := t.before[k]; !ok {
-			delete(h, k)
-		}
-	}
-	return true
 }
 
 // tooLarge answers a request whose body is over its cap: the REST

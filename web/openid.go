@@ -157,13 +157,21 @@ func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	binding := h.browserBinding(w, r)
 	r = r.WithContext(provider.WithBrowserBinding(r.Context(), provider.HashBrowserBinding(binding)))
-	cw := &plainErrorCatcher{ResponseWriter: w}
+	// A plain-text 4xx is the library's answer when it cannot send the
+	// browser back to the client; a page replaces it.
+	cw := &holdBack{ResponseWriter: w, keep: 1024, hold: func(status int) bool {
+		plain := status >= 400 && status < 500 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain")
+		if plain {
+			w.Header().Del("Content-Type")
+		}
+		return plain
+	}}
 	h.OP.ServeHTTP(cw, r)
-	if cw.caught {
+	if cw.held {
 		p := h.page(r, r.FormValue("ui_locales"))
 		p.Title = p.T("error.request.title")
 		render(w, http.StatusBadRequest, "message.html", message{page: p, Text: p.T("error.request.text"),
-			Detail: authorizeRefusalDetail(cw.body.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
+			Detail: authorizeRefusalDetail(cw.kept.String()), RequestID: w.Header().Get(requestIDHeader), Alert: true})
 	}
 }
 
@@ -208,31 +216,4 @@ func oversizedParameter(form url.Values) string {
 		}
 	}
 	return ""
-}
-
-// plainErrorCatcher holds back a plain-text 4xx answer so that a page can
-// replace it; anything else passes through untouched.
-type plainErrorCatcher struct {
-	http.ResponseWriter
-	caught bool
-	body   strings.Builder
-}
-
-func (c *plainErrorCatcher) WriteHeader(status int) {
-	if status >= 400 && status < 500 && strings.HasPrefix(c.Header().Get("Content-Type"), "text/plain") {
-		c.caught = true
-		c.Header().Del("Content-Type")
-		return
-	}
-	c.ResponseWriter.WriteHeader(status)
-}
-
-func (c *plainErrorCatcher) Write(b []byte) (int, error) {
-	if c.caught {
-		if c.body.Len() < 1024 {
-			c.body.Write(b)
-		}
-		return len(b), nil
-	}
-	return c.ResponseWriter.Write(b)
 }

@@ -91,28 +91,6 @@ func dbSize(t *testing.T, s *storage.Store, table string) (rows, bytes int64) {
 	return rows, bytes
 }
 
-// throttleCounters lists the keys of the throttle table.
-func throttleCounters(t *testing.T, s *storage.Store) []string {
-	t.Helper()
-	rows, err := s.DB().Query(`SELECT key FROM throttle`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return keys
-}
-
 // An attacker who knows alice's username and e-mail address guesses by
 // each in turn: together they get the account's burst of checks (5), not
 // one burst each; the right password during the delay gets in by neither.
@@ -268,7 +246,7 @@ func TestThrottledNetworkWritesNoCounterPerName(t *testing.T) {
 					t.Errorf("%s from the held-off network: %d; want 429", name, status)
 				}
 			}
-			counters := throttleCounters(t, (&cli{t: t, env: e.d.env}).store())
+			counters := storagetest.ThrottleKeys(t, (&cli{t: t, env: e.d.env}).store())
 			for _, k := range counters {
 				if strings.HasPrefix(k, "account:spray") {
 					t.Errorf("the held-off network wrote the counter %q", k)
