@@ -143,7 +143,12 @@ func (b *Backchannel) post(ctx context.Context, d storage.Delivery) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := b.Client.Do(req)
+	// A redirect is not followed: the logout token is for the address the
+	// client registered, and a 307 or 308 would post it elsewhere. It
+	// counts as a failed delivery, retried like one.
+	client := *b.Client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -340,19 +340,21 @@ func (r *refreshRequest) GetSubject() string               { return r.UserID }
 func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
 func (r *refreshRequest) sessionID() string                { return r.SessionID }
 
-// TokenRequestByRefreshToken finds a live refresh token. A token that was
-// rotated already is being reused: the whole family is revoked, as the
-// stolen copy and the real one are indistinguishable. There is no grace
-// window: Synapse never refreshes, and other clients retry with a new login.
+// TokenRequestByRefreshToken finds a refresh token that may still be
+// used, or was rotated already. A rotated one is being reused: the whole
+// family is revoked, as the stolen copy and the real one are
+// indistinguishable; but only once the library has checked that the
+// token is the requesting client's and that client authenticated, when
+// issue finds the rotation taken (as for codes, see AuthRequestByCode).
+// Whoever merely holds an old refresh token cannot revoke another
+// client's login with it. There is no grace window: Synapse never
+// refreshes, and other clients retry with a new login.
 func (o *OpenID) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	t, err := o.Store.TokenByHash(ctx, hashSecret(token))
 	if err != nil || t.Kind != storage.RefreshToken {
 		return nil, op.ErrInvalidRefreshToken
 	}
-	if t.Rotated && !t.Revoked {
-		o.revokeReplay(ctx, t.FamilyID, "refresh token reused")
-	}
-	if t.Rotated || t.Revoked || !o.now().Before(t.ExpiresAt) {
+	if t.Revoked || !o.now().Before(t.ExpiresAt) {
 		return nil, op.ErrInvalidRefreshToken
 	}
 	if _, err := o.activeUser(ctx, t.UserID); err != nil {

@@ -6,9 +6,11 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -101,6 +103,42 @@ func TestEndSessionTellsNoUnknownClientFromARegisteredOne(t *testing.T) {
 		}
 		if p := b.get(e.meta.EndSession + "?" + url.Values{"client_id": {"synapse"}, "post_logout_redirect_uri": {afterLogout}, "state": {"s"}}.Encode()); p.location != afterLogout+"?state=s" {
 			t.Errorf("the registered address with client_id: %d %q, want a redirect there with the state", p.status, p.location)
+		}
+	})
+}
+
+// A back-channel receiver that answers with a redirect does not get the
+// logout token posted to wherever it points: the token is for the address
+// the client registered, not for a host an attacker who controls that
+// answer (or its path) chooses.
+func TestBackchannelLogoutFollowsNoRedirect(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		elsewhere := newLogoutReceiver(t)
+		asked := make(chan struct{}, 16)
+		redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+			http.Redirect(w, r, elsewhere.url, http.StatusTemporaryRedirect)
+		}))
+		t.Cleanup(redirector.Close)
+		c := e.addClient("synapse", "--backchannel-logout-uri", redirector.URL+"/_synapse/client/oidc/backchannel_logout")
+		cfg := e.config(c, oauth2.AuthStyleInHeader)
+		b := newBrowser(t)
+		l := e.exchange(cfg, e.authorize(b, cfg))
+		if p := b.get(e.meta.EndSession + "?" + url.Values{"id_token_hint": {l.rawID}}.Encode()); p.status != http.StatusFound {
+			t.Fatalf("end_session with the browser's own hint: %d", p.status)
+		}
+		select {
+		case <-asked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the registered back-channel address was never called")
+		}
+		select {
+		case got := <-elsewhere.got:
+			t.Errorf("the logout token was posted to the redirect's target (%s)", got.method)
+		case <-time.After(2 * time.Second):
 		}
 	})
 }

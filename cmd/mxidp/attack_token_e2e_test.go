@@ -270,3 +270,52 @@ func TestReplayedCodeWithoutClientAuthenticationRevokesNothing(t *testing.T) {
 		e.wantUserinfoRefused("the access token after the client's own replay", l.token.AccessToken)
 	})
 }
+
+// Refresh-token reuse, triggered by someone else: an old (rotated) refresh
+// token sent under a public client's ID, another confidential client's
+// credentials, or no credentials at all must not revoke the login it
+// belongs to. Only its own client's reuse does (the family is revoked, as
+// the stolen copy and the real one cannot be told apart).
+func TestReusedRefreshTokenFromAnotherClientRevokesNothing(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		c := e.addClient("synapse")
+		other := e.addClient("other")
+		e.addClient("app", "--public")
+		cfg := e.config(c, oauth2.AuthStyleInHeader, oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess)
+		l := e.exchange(cfg, e.authorize(newBrowser(t), cfg))
+		old := l.token.RefreshToken
+		current, err := cfg.TokenSource(e.ctx, &oauth2.Token{RefreshToken: old}).Token()
+		if err != nil || current.RefreshToken == "" {
+			t.Fatalf("refresh: %v", err)
+		}
+		noteSecret(current.RefreshToken)
+		noteSecret(current.AccessToken)
+		for name, attempt := range map[string]struct {
+			form       url.Values
+			user, pass string
+		}{
+			"a public client's ID":          {form: url.Values{"client_id": {"app"}}},
+			"another client's credentials":  {user: other.id, pass: other.secret},
+			"no client at all":              {},
+			"the client without its secret": {form: url.Values{"client_id": {c.id}}},
+		} {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {old}}
+			for k, v := range attempt.form {
+				form[k] = v
+			}
+			if status, _, body := e.postForm(e.meta.Token, form, attempt.user, attempt.pass); status < 400 {
+				t.Errorf("the old refresh token under %s: %d %s, want a refusal", name, status, body)
+			}
+			e.wantUserinfoOK("the current access token after a reuse under "+name, current.AccessToken)
+		}
+		next, err := cfg.TokenSource(e.ctx, &oauth2.Token{RefreshToken: current.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("the current refresh token after the others' attempts: %v", err)
+		}
+		// The client's own reuse revokes the family.
+		if _, err := cfg.TokenSource(e.ctx, &oauth2.Token{RefreshToken: old}).Token(); err == nil {
+			t.Fatal("the client's reuse of an old refresh token succeeded")
+		}
+		e.wantUserinfoRefused("the newest access token after the client's own reuse", next.AccessToken)
+	})
+}
