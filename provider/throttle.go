@@ -90,6 +90,25 @@ func (e *ThrottledError) Error() string {
 // throttleKey is one counter an attempt is admitted under.
 type throttleKey struct {
 	kind, key string // kind: "account" or "network"
+	// wide marks an IPv6 /48's counter, whose burst (and the start of its
+	// delays) is wideNetworks networks' worth.
+	wide bool
+}
+
+// wideNetworks is how many /64 networks' allowance the /48 around them
+// has: a /64 costs an attacker nothing to change, a /48 is a site.
+const wideNetworks = 16
+
+// burst is the allowance of key k under p.
+func (p ThrottlePolicy) burst(k throttleKey) int {
+	switch {
+	case k.kind == "account":
+		return p.AccountBurst
+	case k.wide:
+		return p.NetworkBurst * wideNetworks
+	default:
+		return p.NetworkBurst
+	}
 }
 
 func (l *Login) policy() ThrottlePolicy {
@@ -107,7 +126,10 @@ func (l *Login) throttleKeys(a Attempt) []throttleKey {
 	p := l.policy()
 	var keys []throttleKey
 	if n := clientNetwork(a.Network); n != "" && p.NetworkBurst > 0 {
-		keys = append(keys, throttleKey{"network", "network:" + n})
+		keys = append(keys, throttleKey{kind: "network", key: "network:" + n})
+		if wide := wideClientNetwork(a.Network); wide != "" {
+			keys = append(keys, throttleKey{kind: "network", key: "network:" + wide, wide: true})
+		}
 	}
 	if p.AccountBurst > 0 {
 		keys = append(keys, loginKey(a.Login))
@@ -117,12 +139,12 @@ func (l *Login) throttleKeys(a Attempt) []throttleKey {
 
 // loginKey is the counter of a login name as typed.
 func loginKey(login string) throttleKey {
-	return throttleKey{"account", "account:" + strings.ToLower(strings.TrimSpace(login))}
+	return throttleKey{kind: "account", key: "account:" + strings.ToLower(strings.TrimSpace(login))}
 }
 
 // userKey is the counter of an account, whatever name it was found by.
 func userKey(userID string) throttleKey {
-	return throttleKey{"account", "user:" + userID}
+	return throttleKey{kind: "account", key: "user:" + userID}
 }
 
 // admitUser admits a check under the account the login name was found
@@ -155,6 +177,15 @@ func clientNetwork(addr string) string {
 	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
+// wideClientNetwork is the /48 of an IPv6 address, "" for IPv4.
+func wideClientNetwork(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Unmap().Is4() {
+		return ""
+	}
+	return netip.PrefixFrom(ip, 48).Masked().String()
+}
+
 // admit asks each of the attempt's keys for a check, waiting while
 // earlier checks of the same key are under way, or refuses the attempt
 // with a ThrottledError. It returns the keys it was admitted under.
@@ -162,11 +193,7 @@ func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 	p := l.policy()
 	var admitted []throttleKey
 	for _, k := range l.throttleKeys(a) {
-		burst := p.AccountBurst
-		if k.kind == "network" {
-			burst = p.NetworkBurst
-		}
-		_, err := l.admitOne(ctx, k, int64(burst), p.ForgetAfter)
+		_, err := l.admitOne(ctx, k, int64(p.burst(k)), p.ForgetAfter)
 		if err != nil {
 			l.finish(ctx, admitted, undecided)
 			return nil, err
@@ -223,7 +250,7 @@ func (l *Login) finish(ctx context.Context, keys []throttleKey, o outcome) {
 		case k.kind == "account":
 			err = l.Store.Finish(ctx, k.key, o == wrong, true, p.delays(p.AccountBurst, p.HardLock))
 		default:
-			err = l.Store.Finish(ctx, k.key, o == wrong, false, p.delays(p.NetworkBurst, false))
+			err = l.Store.Finish(ctx, k.key, o == wrong, false, p.delays(p.burst(k), false))
 		}
 		if err != nil {
 			l.Logger.Warn("updating a throttle counter failed", "err", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -178,8 +179,31 @@ func TestNetworkBurstCoversEveryAccountFromOneAddress(t *testing.T) {
 			t.Errorf("throttle events = %+v", evs)
 		}
 		// A network held off writes no counter for the names it tries.
-		if keys := storagetest.ThrottleKeys(t, a.Store); slices.Contains(keys, "account:userk") || len(keys) != 13 {
-			t.Errorf("throttle counters = %v; want the 11 names checked (not userk, refused by its network) and the 2 networks", keys)
+		if keys := storagetest.ThrottleKeys(t, a.Store); slices.Contains(keys, "account:userk") || len(keys) != 14 {
+			t.Errorf("throttle counters = %v; want the 11 names checked (not userk, refused by its network), the 2 /64 networks and their /48", keys)
+		}
+	})
+}
+
+// A /64 is cheap to change: the /48 around many of them has sixteen
+// networks' worth of checks in all, then is held off as one.
+func TestNetworkBurstOfAnIPv6SiteCoversItsSlashSixtyFours(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, a *provider.Accounts) {
+		ctx := context.Background()
+		l := newLogin(a)
+		l.Throttle = &provider.ThrottlePolicy{AccountBurst: 1000, NetworkBurst: 2, BaseDelay: time.Hour, MaxDelay: time.Hour, ForgetAfter: 24 * time.Hour}
+		checked := 0
+		for i := range 40 {
+			_, err := l.CheckPassword(ctx, provider.Attempt{Login: fmt.Sprintf("user%d", i), Password: "guess", Network: fmt.Sprintf("2001:db8:7:%x::1", i)})
+			if errors.Is(err, provider.ErrBadCredentials) {
+				checked++
+			}
+		}
+		if checked != 2*16 {
+			t.Errorf("40 /64s of one /48: %d checks, want the /48's 32", checked)
+		}
+		if _, err := l.CheckPassword(ctx, provider.Attempt{Login: "someone", Password: "guess", Network: "2001:db8:8::1"}); !errors.Is(err, provider.ErrBadCredentials) {
+			t.Errorf("another /48: %v; want a plain refusal", err)
 		}
 	})
 }
