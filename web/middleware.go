@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -138,9 +137,10 @@ const (
 	maxBulkBody = 8 << 20
 )
 
-// bodyLimit is the cap on the body of a request to path.
+// bodyLimit is the cap on the body of a request to path: the REST
+// service's path as it routes it, repeated slashes merged.
 func bodyLimit(path string) int64 {
-	if strings.HasSuffix(path, "/identity/bulk") && ma1sd.Handles(path) {
+	if ma1sd.IsBulk(path) {
 		return maxBulkBody
 	}
 	return maxBody

@@ -147,6 +147,18 @@ func Handles(path string) bool {
 	return false
 }
 
+// IsBulk reports whether path (with repeated slashes) is a bulk lookup,
+// the one path whose body may be larger than the others' (a contact book).
+func IsBulk(path string) bool {
+	path = collapseSlashes(path)
+	for _, p := range Prefixes {
+		if path == p+"/identity/bulk" {
+			return true
+		}
+	}
+	return false
+}
+
 // collapseSlashes treats "//x" as "/x" (docs/rest.md: an operator's trailing
 // slash in the caller's base URL doubles it; a redirect would break POST).
 func collapseSlashes(p string) string {
