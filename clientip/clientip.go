@@ -278,3 +278,24 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// SiteNetworks is how many networks' allowance the site around an IPv6
+// network has, wherever a limit counts per network: a /64 costs an
+// attacker nothing to change, a /48 is a site.
+const SiteNetworks = 16
+
+// Networks returns the parts of a client address one party controls, as
+// limits count them: network is the whole IPv4 address or the /64 of an
+// IPv6 one, site the /48 around an IPv6 network ("" for IPv4). Both are ""
+// for a string that is not an address.
+func Networks(addr string) (network, site string) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return "", ""
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String(), ""
+	}
+	return netip.PrefixFrom(a, 64).Masked().String(), netip.PrefixFrom(a, 48).Masked().String()
+}

@@ -147,3 +147,18 @@ func spells(s string, a netip.Addr) bool {
 	}
 	return false
 }
+
+func TestNetworksAreTheAddressOrTheSlashSixtyFourAndItsSite(t *testing.T) {
+	for addr, want := range map[string][2]string{
+		"192.0.2.7":            {"192.0.2.7", ""},
+		"::ffff:192.0.2.7":     {"192.0.2.7", ""},
+		"2001:db8:1:2:3:4:5:6": {"2001:db8:1:2::/64", "2001:db8:1::/48"},
+		"fe80::1%eth0":         {"fe80::/64", "fe80::/48"},
+		"not an address":       {"", ""},
+		"":                     {"", ""},
+	} {
+		if n, s := clientip.Networks(addr); n != want[0] || s != want[1] {
+			t.Errorf("Networks(%q) = %q, %q; want %q, %q", addr, n, s, want[0], want[1])
+		}
+	}
+}

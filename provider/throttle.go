@@ -3,10 +3,10 @@ package provider
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/mxidp/mxidp/clientip"
 	"github.com/mxidp/mxidp/storage"
 )
 
@@ -90,14 +90,10 @@ func (e *ThrottledError) Error() string {
 // throttleKey is one counter an attempt is admitted under.
 type throttleKey struct {
 	kind, key string // kind: "account" or "network"
-	// wide marks an IPv6 /48's counter, whose burst (and the start of its
-	// delays) is wideNetworks networks' worth.
+	// wide marks an IPv6 site's (/48's) counter, whose burst (and the
+	// start of its delays) is clientip.SiteNetworks networks' worth.
 	wide bool
 }
-
-// wideNetworks is how many /64 networks' allowance the /48 around them
-// has: a /64 costs an attacker nothing to change, a /48 is a site.
-const wideNetworks = 16
 
 // burst is the allowance of key k under p.
 func (p ThrottlePolicy) burst(k throttleKey) int {
@@ -105,7 +101,7 @@ func (p ThrottlePolicy) burst(k throttleKey) int {
 	case k.kind == "account":
 		return p.AccountBurst
 	case k.wide:
-		return p.NetworkBurst * wideNetworks
+		return p.NetworkBurst * clientip.SiteNetworks
 	default:
 		return p.NetworkBurst
 	}
@@ -125,10 +121,10 @@ func (l *Login) policy() ThrottlePolicy {
 func (l *Login) throttleKeys(a Attempt) []throttleKey {
 	p := l.policy()
 	var keys []throttleKey
-	if n := clientNetwork(a.Network); n != "" && p.NetworkBurst > 0 {
+	if n, site := clientip.Networks(a.Network); n != "" && p.NetworkBurst > 0 {
 		keys = append(keys, throttleKey{kind: "network", key: "network:" + n})
-		if wide := wideClientNetwork(a.Network); wide != "" {
-			keys = append(keys, throttleKey{kind: "network", key: "network:" + wide, wide: true})
+		if site != "" {
+			keys = append(keys, throttleKey{kind: "network", key: "network:" + site, wide: true})
 		}
 	}
 	if p.AccountBurst > 0 {
@@ -161,29 +157,6 @@ func (l *Login) admitUser(ctx context.Context, userID string) (keys []throttleKe
 		return nil, waited, err
 	}
 	return []throttleKey{k}, waited, nil
-}
-
-// clientNetwork is the part of a client address one party controls: the
-// whole IPv4 address, or the /64 of an IPv6 address.
-func clientNetwork(addr string) string {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
-		return ""
-	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	return netip.PrefixFrom(ip, 64).Masked().String()
-}
-
-// wideClientNetwork is the /48 of an IPv6 address, "" for IPv4.
-func wideClientNetwork(addr string) string {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil || ip.Unmap().Is4() {
-		return ""
-	}
-	return netip.PrefixFrom(ip, 48).Masked().String()
 }
 
 // admit asks each of the attempt's keys for a check, waiting while

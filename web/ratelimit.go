@@ -2,10 +2,11 @@ package web
 
 import (
 	"math"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mxidp/mxidp/clientip"
 )
 
 // networkLimiter bounds how often one client network may do something that
@@ -46,18 +47,22 @@ func (l *networkLimiter) allow(addr string) (bool, time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	// An IPv6 /64 is cheap to have many of: the /48 around it also has a
-	// budget, of wideFactor networks.
-	keys := []string{networkKey(addr)}
-	if wide := wideNetworkKey(addr); wide != "" {
-		keys = append(keys, wide)
+	// An IPv6 /64 is cheap to have many of: the site (/48) around it also
+	// has a budget, of clientip.SiteNetworks networks.
+	network, site := clientip.Networks(addr)
+	if network == "" {
+		network = "unknown"
+	}
+	keys := []string{network}
+	if site != "" {
+		keys = append(keys, siteKeyPrefix+site)
 	}
 	var wait time.Duration
 	buckets := make([]*bucket, len(keys))
 	for i, key := range keys {
 		scale := 1.0
 		if i > 0 {
-			scale = wideFactor
+			scale = clientip.SiteNetworks
 		}
 		b := l.bucket(key, now, scale)
 		buckets[i] = b
@@ -74,8 +79,8 @@ func (l *networkLimiter) allow(addr string) (bool, time.Duration) {
 	return true, 0
 }
 
-// wideFactor is how many /64 networks' budgets a /48 has.
-const wideFactor = 16
+// siteKeyPrefix marks a site's bucket, which is SiteNetworks times larger.
+const siteKeyPrefix = "site:"
 
 // bucket returns key's bucket refilled to now, at scale times the rate
 // and burst.
@@ -96,8 +101,8 @@ func (l *networkLimiter) bucket(key string, now time.Time, scale float64) *bucke
 func (l *networkLimiter) sweep(now time.Time) {
 	for k, b := range l.buckets {
 		scale := 1.0
-		if strings.HasPrefix(k, "wide:") {
-			scale = wideFactor
+		if strings.HasPrefix(k, siteKeyPrefix) {
+			scale = clientip.SiteNetworks
 		}
 		if b.tokens+now.Sub(b.last).Seconds()*l.rate*scale >= l.burst*scale {
 			delete(l.buckets, k)
@@ -106,28 +111,4 @@ func (l *networkLimiter) sweep(now time.Time) {
 	if len(l.buckets) >= maxLimiterEntries {
 		clear(l.buckets)
 	}
-}
-
-// networkKey is an IPv4 address or an IPv6 /64: one household or one
-// machine's range, which an attacker gets by the thousand.
-func networkKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return "unknown"
-	}
-	if a.Is4() {
-		return a.String()
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
-
-// wideNetworkKey is the /48 of an IPv6 address, or "" for IPv4.
-func wideNetworkKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil || a.Is4() {
-		return ""
-	}
-	p, _ := a.Prefix(48)
-	return "wide:" + p.String()
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/mxidp/mxidp/clientip"
 )
 
 func TestNetworkLimiterAdmitsTheBurstThenTheRatePerNetwork(t *testing.T) {
@@ -74,8 +76,8 @@ func TestNetworkLimiterGivesAnIPv6SlashFortyEightSixteenNetworksWorth(t *testing
 			}
 		}
 	}
-	if admitted != 2*wideFactor {
-		t.Errorf("100 /64s of one /48: %d admitted, want %d", admitted, 2*wideFactor)
+	if admitted != 2*clientip.SiteNetworks {
+		t.Errorf("100 /64s of one /48: %d admitted, want %d", admitted, 2*clientip.SiteNetworks)
 	}
 	if ok, _ := l.allow("2001:db8:2::1"); !ok {
 		t.Error("another /48 was held up")
