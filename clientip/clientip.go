@@ -63,7 +63,7 @@ func Forwarded(r *http.Request) bool {
 // client untouched, so a disagreement means one of them is forged.
 func Of(r *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
 	peer, err := Peer(r)
-	if err != nil || !contains(trusted, peer) {
+	if err != nil || !Within(trusted, peer) {
 		return peer, err
 	}
 	client, from := peer, ""
@@ -89,7 +89,7 @@ func Of(r *http.Request, trusted []netip.Prefix) (netip.Addr, error) {
 			if c, err = h.node(hops[i]); err != nil {
 				return netip.Addr{}, &HeaderError{h.name, err.Error()}
 			}
-			if !contains(trusted, c) {
+			if !Within(trusted, c) {
 				break
 			}
 		}
@@ -262,7 +262,9 @@ func isTchar(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+// Within reports whether a lies in one of prefixes (a trusted proxy, an
+// allow-list).
+func Within(prefixes []netip.Prefix, a netip.Addr) bool {
 	for _, p := range prefixes {
 		if p.Contains(a) {
 			return true

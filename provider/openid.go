@@ -111,9 +111,8 @@ func (o *OpenID) client(ctx context.Context, id string) (storage.Client, error) 
 }
 
 var (
-	_ op.Storage                        = (*OpenID)(nil)
-	_ op.CanSetUserinfoFromRequest      = (*OpenID)(nil)
-	_ op.CanTerminateSessionFromRequest = (*OpenID)(nil)
+	_ op.Storage                   = (*OpenID)(nil)
+	_ op.CanSetUserinfoFromRequest = (*OpenID)(nil)
 )
 
 func (o *OpenID) now() time.Time {
@@ -188,6 +187,10 @@ func WithBrowserBinding(ctx context.Context, hash string) context.Context {
 	return context.WithValue(ctx, browserBindingKey{}, hash)
 }
 
+// NewBrowserBinding returns a new browser-binding cookie value: 256
+// random bits, like every secret mxidp hands out.
+func NewBrowserBinding() string { return newSecret() }
+
 // HashBrowserBinding is how a browser-binding cookie is stored.
 func HashBrowserBinding(cookie string) string { return hashSecret(cookie) }
 
@@ -225,15 +228,30 @@ func (o *OpenID) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, use
 }
 
 // AuthRequestByID returns a pending or completed request.
+// A request the web layer loaded and checked for this HTTP request
+// (WithCheckedAuthRequest) is used as it is, not read again.
 func (o *OpenID) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	a, err := o.Store.AuthRequestByID(ctx, id)
-	if err != nil {
-		return nil, err
+	a, ok := ctx.Value(checkedAuthRequestKey{}).(storage.AuthRequest)
+	if !ok || a.ID != id {
+		var err error
+		if a, err = o.Store.AuthRequestByID(ctx, id); err != nil {
+			return nil, err
+		}
 	}
 	if a.Consumed {
 		return nil, fmt.Errorf("auth request %s: code already exchanged", id)
 	}
 	return &authRequest{a}, nil
+}
+
+// checkedAuthRequestKey carries a request the web layer loaded.
+type checkedAuthRequestKey struct{}
+
+// WithCheckedAuthRequest returns ctx carrying a, which the web layer has
+// just loaded and checked (its browser, its session), for the library's
+// callback to use instead of reading it again.
+func WithCheckedAuthRequest(ctx context.Context, a storage.AuthRequest) context.Context {
+	return context.WithValue(ctx, checkedAuthRequestKey{}, a)
 }
 
 // AuthRequestByCode returns the request a code was issued for, exchanged
@@ -400,39 +418,14 @@ func (o *OpenID) RevokeToken(ctx context.Context, tokenOrID, userID, clientID st
 	return nil
 }
 
-// TerminateSession is the library's fallback; TerminateSessionFromRequest
-// is used instead.
-func (o *OpenID) TerminateSession(ctx context.Context, userID, clientID string) error {
-	return o.endSessions(ctx, userID, false)
-}
-
-// sessionCookieKey carries the browser session found by the web layer into
-// the library's end-session call.
-type sessionCookieKey struct{}
-
-// WithBrowserSession returns ctx carrying the sid of the browser's session
-// (from its cookie), for RP-initiated logout.
-func WithBrowserSession(ctx context.Context, sid string) context.Context {
-	return context.WithValue(ctx, sessionCookieKey{}, sid)
-}
-
-// TerminateSessionFromRequest ends the session of an RP-initiated logout:
-// the browser's own session, which the web layer puts into ctx once the
-// id_token_hint named it or the user confirmed. A session named only by a
-// hint is never ended: an ID token is no proof of who sends it. The
-// post_logout_redirect_uri was checked against the client's list by the
-// library; without one the user sees mxidp's logged-out page.
-func (o *OpenID) TerminateSessionFromRequest(ctx context.Context, r *op.EndSessionRequest) (string, error) {
-	sid, _ := ctx.Value(sessionCookieKey{}).(string)
-	if sid != "" {
-		if err := o.endSessions(ctx, sid, true); err != nil {
-			return "", err
-		}
-	}
-	if r.RedirectURI != "" {
-		return r.RedirectURI, nil
-	}
-	return o.Issuer + LoggedOutPath, nil
+// TerminateSession would end sessions for the library's own end_session
+// handler, which mxidp never lets answer: the web layer serves
+// end_session itself, ending only the browser's own session once the
+// hint named it or the user confirmed (see web/logout.go). Should the
+// library ever be reached, it ends nothing: an ID token is no proof of
+// who sends it.
+func (o *OpenID) TerminateSession(context.Context, string, string) error {
+	return errors.New("end_session is served by mxidp's logout pages")
 }
 
 // LoggedOutPath is the page shown after a logout without a redirect.

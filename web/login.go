@@ -2,7 +2,6 @@ package web
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -308,14 +307,12 @@ func (h *openIDRoutes) browserBinding(w http.ResponseWriter, r *http.Request) st
 	if c, err := r.Cookie(h.cookieName(bindingCookie)); err == nil && validSecret(c.Value) {
 		return c.Value
 	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	value := base64.RawURLEncoding.EncodeToString(b)
+	value := provider.NewBrowserBinding()
 	http.SetCookie(w, h.cookie(bindingCookie, value, http.SameSiteLaxMode))
 	return value
 }
 
-// validSecret accepts what newSecret-like generators make: 43 base64url
+// validSecret accepts what provider.NewBrowserBinding makes: 43 base64url
 // characters (256 bits).
 func validSecret(v string) bool {
 	if len(v) != 43 {
@@ -433,13 +430,13 @@ func (h *openIDRoutes) callback(w http.ResponseWriter, r *http.Request) {
 		messagePage(w, h.page(r, a.UILocales), http.StatusNotFound, "error.expired.title", "error.expired.text")
 		return
 	}
-	h.OP.ServeHTTP(w, r)
+	h.OP.ServeHTTP(w, r.WithContext(provider.WithCheckedAuthRequest(r.Context(), a)))
 }
 
-// readForm parses a page's form, size-capped, or tells the user it could
-// not be read and returns false.
+// readForm parses a page's form (its size capped by limitBodies, in front
+// of every route), or tells the user it could not be read and returns
+// false.
 func (h *openIDRoutes) readForm(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		messagePage(w, h.page(r, ""), http.StatusBadRequest, "error.form.title", "error.form.text")
 		return false

@@ -47,14 +47,15 @@ func (h *openIDRoutes) endSession(w http.ResponseWriter, r *http.Request) {
 			messagePage(w, h.page(r, r.Form.Get("ui_locales")), http.StatusOK, "logout.done.title", "logout.done.text")
 			return
 		}
-		h.afterLogout(w, r, r.Form)
+		h.afterLogout(w, r, r.Form, h.hint(r, r.Form))
 		return
 	}
-	if claims := h.hint(r, r.Form); claims == nil || claims.Subject != s.UserID || claims.SessionID != s.ID {
+	claims := h.hint(r, r.Form)
+	if claims == nil || claims.Subject != s.UserID || claims.SessionID != s.ID {
 		h.showLogoutConfirmation(w, r, s)
 		return
 	}
-	h.endAndLeave(w, r, s, r.Form)
+	h.endAndLeave(w, r, s, r.Form, claims)
 }
 
 // hint returns the claims of the request's id_token_hint when it is an ID
@@ -74,25 +75,26 @@ func (h *openIDRoutes) hint(r *http.Request, form url.Values) *oidc.IDTokenClaim
 
 // endAndLeave ends the browser's session s (revoking its tokens and
 // notifying its clients), clears the cookie once that succeeded, and sends
-// the browser on.
-func (h *openIDRoutes) endAndLeave(w http.ResponseWriter, r *http.Request, s storage.Session, form url.Values) {
+// the browser on; claims are the form's verified hint, or nil.
+func (h *openIDRoutes) endAndLeave(w http.ResponseWriter, r *http.Request, s storage.Session, form url.Values, claims *oidc.IDTokenClaims) {
 	if err := h.Storage.EndBrowserSession(r.Context(), s.ID); err != nil {
 		h.internalError(w, r, "end session", err)
 		return
 	}
 	h.forgetSession(w)
-	h.afterLogout(w, r, form)
+	h.afterLogout(w, r, form, claims)
 }
 
 // afterLogout redirects to the post_logout_redirect_uri when the client
 // named by the hint (its azp) or by client_id registered it exactly, with
 // the state (OIDC RP-Initiated Logout 1.0 §2, §3); anything else, whatever
-// was wrong with it, goes to the logged-out page.
-func (h *openIDRoutes) afterLogout(w http.ResponseWriter, r *http.Request, form url.Values) {
+// was wrong with it, goes to the logged-out page. claims are the form's
+// hint as h.hint verified it (nil when there is none or it is not valid).
+func (h *openIDRoutes) afterLogout(w http.ResponseWriter, r *http.Request, form url.Values, claims *oidc.IDTokenClaims) {
 	target := h.Issuer + provider.LoggedOutPath
 	if uri := form.Get("post_logout_redirect_uri"); uri != "" {
 		clientID := form.Get("client_id")
-		if claims := h.hint(r, form); claims != nil {
+		if claims != nil {
 			if clientID != "" && clientID != claims.AuthorizedParty {
 				clientID = "" // the hint and client_id disagree: trust neither
 			} else {
@@ -157,14 +159,14 @@ func (h *openIDRoutes) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
 	if err != nil {
 		h.forgetSession(w)
-		h.afterLogout(w, r, r.PostForm)
+		h.afterLogout(w, r, r.PostForm, h.hint(r, r.PostForm))
 		return
 	}
 	if !hmacEqual(r.PostForm.Get("csrf"), h.logoutToken(s)) {
 		messagePage(w, h.page(r, ""), http.StatusForbidden, "error.form.title", "error.csrf.text")
 		return
 	}
-	h.endAndLeave(w, r, s, r.PostForm)
+	h.endAndLeave(w, r, s, r.PostForm, h.hint(r, r.PostForm))
 }
 
 func (h *openIDRoutes) forgetSession(w http.ResponseWriter) {

@@ -133,12 +133,11 @@ func (h *openIDRoutes) page(r *http.Request, uiLocales string) page {
 // bare text; the user gets mxidp's error page instead, with that text as
 // the detail for the administrators.
 //
-// Before the library sees it, a request is bounded (every parameter it
-// stores has a cap, so an unauthenticated caller cannot fill the database)
-// and bound to the browser: the request's row holds the hash of the
-// browser-binding cookie set here.
+// Before the library sees it, a request is bounded (its body by
+// limitBodies, every parameter it stores by a cap, so an unauthenticated
+// caller cannot fill the database) and bound to the browser: the
+// request's row holds the hash of the browser-binding cookie set here.
 func (h *openIDRoutes) authorize(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	problem := "the request could not be read"
 	if err := r.ParseForm(); err == nil {
 		problem = oversizedParameter(r.Form)

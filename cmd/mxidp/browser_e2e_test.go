@@ -97,7 +97,14 @@ type tab struct {
 
 func (c *chrome) user(t *testing.T) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(c.ctx, chromedp.WithNewBrowserContext())
+	return openTab(t, c.ctx, chromedp.WithNewBrowserContext())
+}
+
+// openTab opens a tab under parent: in a browser context of its own with
+// chromedp.WithNewBrowserContext, else in parent's (sharing its cookies).
+func openTab(t *testing.T, parent context.Context, opts ...chromedp.ContextOption) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	t.Cleanup(cancel)
 	b := &tab{t: t, ctx: ctx, frames: map[string]string{}}
 	if err := chromedp.Listen(ctx, b.record); err != nil {

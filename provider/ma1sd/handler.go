@@ -241,25 +241,16 @@ func (s *Service) allowed(r *http.Request) bool {
 		s.opts.Logger.Info("REST request refused: its client address is unknown", "err", err)
 		return false
 	}
-	if peer, _ := clientip.Peer(r); clientip.Forwarded(r) && !within(s.opts.TrustedProxies, peer) &&
+	if peer, _ := clientip.Peer(r); clientip.Forwarded(r) && !clientip.Within(s.opts.TrustedProxies, peer) &&
 		s.warnedUntrusted.CompareAndSwap(false, true) {
 		s.opts.Logger.Warn("a REST request came with X-Forwarded-For or Forwarded from a peer not in trusted_proxies, "+
 			"and was judged by the peer's address; if a proxy forwards the REST paths, list it in trusted_proxies, "+
 			"or better, let Synapse and ma1sd reach mxidp directly", "peer", peer.String())
 	}
-	if within(s.opts.AllowedNetworks, client) {
+	if clientip.Within(s.opts.AllowedNetworks, client) {
 		return true
 	}
 	s.opts.Logger.Info("REST request refused: the client is not in rest.allowed_networks", "client", client.String())
-	return false
-}
-
-func within(prefixes []netip.Prefix, a netip.Addr) bool {
-	for _, p := range prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
 	return false
 }
 
