@@ -18,6 +18,7 @@ type Client struct {
 	storage.Client
 	issuer          string
 	idTokenLifetime time.Duration
+	matrix          bool // next-gen auth: the Matrix scopes are granted
 }
 
 var _ op.Client = (*Client)(nil)
@@ -66,8 +67,12 @@ func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 }
 
 // IsScopeAllowed admits the scopes beyond the standard ones that mxidp
-// understands: "groups".
-func (c *Client) IsScopeAllowed(scope string) bool { return scope == ScopeGroups }
+// understands: "groups", and with next-gen auth the Matrix API and device
+// scopes (CreateAuthRequest checks the device). Any other scope is
+// dropped from the request, as the library does with unknown ones.
+func (c *Client) IsScopeAllowed(scope string) bool {
+	return scope == ScopeGroups || (c.matrix && IsMatrixScope(scope))
+}
 
 // IDTokenUserinfoClaimsAssertion puts profile and e-mail claims into the
 // ID token, where Synapse reads them by default (Synapse

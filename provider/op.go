@@ -75,5 +75,44 @@ func Discovery(p *op.Provider, o *OpenID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)
 	}
-	return b, nil
+	if o.Matrix == nil {
+		return b, nil
+	}
+	// Next-gen auth: Synapse hands this document to Matrix clients as its
+	// auth_metadata (Matrix client-server API, "OAuth 2.0 API", server
+	// metadata discovery), so it says what they need beyond OpenID: the
+	// fragment response mode, dynamic registration (RFC 7591), the
+	// account page with the actions it serves (MSC4191), and the prompt
+	// values mxidp honours. "create" is not among them: accounts come
+	// from the platform, so clients offer no sign-up.
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["response_modes_supported"] = []string{string(oidc.ResponseModeQuery), string(oidc.ResponseModeFragment), string(oidc.ResponseModeFormPost)}
+	m["registration_endpoint"] = o.Issuer + RegistrationPath
+	m["account_management_uri"] = o.Issuer + AccountPath
+	m["account_management_actions_supported"] = AccountActions
+	m["prompt_values_supported"] = []string{oidc.PromptNone, oidc.PromptLogin, oidc.PromptConsent}
+	m["scopes_supported"] = append(d.ScopesSupported, ScopeMatrixAPI, ScopeMatrixAPIUnstable)
+	return json.Marshal(m)
+}
+
+// Paths of next-gen auth, relative to the issuer.
+const (
+	// RegistrationPath is where clients register themselves (RFC 7591).
+	RegistrationPath = "/oauth2/registration"
+	// SynapseIntrospectionPath is where Synapse introspects tokens: it
+	// calls {endpoint}/oauth2/introspect, a path it does not look up in
+	// discovery (Synapse synapse/api/auth/mas.py).
+	SynapseIntrospectionPath = "/oauth2/introspect"
+	// AccountPath is the account management page (account_management_uri).
+	AccountPath = "/account"
+)
+
+// AccountActions are the account-management actions of MSC4191 that the
+// account page serves.
+var AccountActions = []string{
+	"org.matrix.profile", "org.matrix.sessions_list", "org.matrix.session_view", "org.matrix.session_end",
+	"org.matrix.cross_signing_reset",
 }

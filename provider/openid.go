@@ -58,6 +58,9 @@ type OpenID struct {
 	// delivery worker; may be nil.
 	LoggedOut func()
 	Now       func() time.Time
+	// Matrix, when set, turns next-gen auth on: mxidp is the
+	// authentication service Synapse delegates its tokens to.
+	Matrix *Matrix
 
 	clients clientCache
 }
@@ -208,10 +211,14 @@ func (o *OpenID) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, use
 			return nil, oidc.ErrInvalidRequest().WithDescription("a public client must use PKCE with code_challenge_method S256")
 		}
 	}
+	scopes, err := o.matrixRequestScopes(r.Scopes)
+	if err != nil {
+		return nil, err
+	}
 	binding, _ := ctx.Value(browserBindingKey{}).(string)
 	now := o.now()
 	a := storage.AuthRequest{
-		ID: newID(), ClientID: r.ClientID, RedirectURI: r.RedirectURI, Scopes: r.Scopes, State: r.State,
+		ID: newID(), ClientID: r.ClientID, RedirectURI: r.RedirectURI, Scopes: scopes, State: r.State,
 		Nonce: r.Nonce, ResponseType: string(r.ResponseType), ResponseMode: string(r.ResponseMode),
 		CodeChallenge: r.CodeChallenge, CodeChallengeMethod: string(r.CodeChallengeMethod),
 		Prompt: r.Prompt, LoginHint: r.LoginHint, UILocales: r.UILocales.String(), UserID: userID,
@@ -312,6 +319,11 @@ func (o *OpenID) issue(ctx context.Context, req op.TokenRequest, currentRefresh 
 	case *authRequest:
 		base.FamilyID, base.ClientID, base.SessionID, base.AuthTime, base.AMR = r.ID, r.ClientID, r.SessionID, r.AuthTime, r.AMR
 		is.ConsumeAuthRequest = r.ID
+		// Synapse must know the user and the device before the token
+		// reaches the client.
+		if _, err := o.prepareDevice(ctx, r); err != nil {
+			return storage.Token{}, "", err
+		}
 	case *refreshRequest:
 		base.FamilyID, base.ClientID, base.SessionID, base.AuthTime, base.AMR = r.FamilyID, r.ClientID, r.SessionID, r.AuthTime, r.AMR
 		base.Scopes = r.scopes
@@ -407,7 +419,14 @@ func (o *OpenID) RevokeToken(ctx context.Context, tokenOrID, userID, clientID st
 	if t.ClientID != clientID {
 		return oidc.ErrInvalidClient().WithDescription("token was issued to another client")
 	}
-	if t.Kind == storage.RefreshToken {
+	// An access token of a Matrix device is its login: revoking it ends
+	// the device, as logging out does in Matrix.
+	device := false
+	if t.Kind == storage.AccessToken && o.Matrix != nil {
+		_, err := o.Store.MatrixDeviceByFamily(ctx, t.FamilyID)
+		device = err == nil
+	}
+	if t.Kind == storage.RefreshToken || device {
 		err = o.Store.RevokeFamily(ctx, t.FamilyID)
 	} else {
 		err = o.Store.RevokeToken(ctx, t.ID)
@@ -415,6 +434,7 @@ func (o *OpenID) RevokeToken(ctx context.Context, tokenOrID, userID, clientID st
 	if err != nil {
 		return oidc.ErrServerError().WithParent(err)
 	}
+	o.devicesEnded()
 	return nil
 }
 
@@ -450,6 +470,7 @@ func (o *OpenID) endSessions(ctx context.Context, key string, bySession bool) er
 			o.LoggedOut()
 		}
 	}
+	o.devicesEnded()
 	for _, e := range ended {
 		detail := "every session of the user"
 		if bySession {
@@ -524,7 +545,7 @@ func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client,
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Client: c, issuer: o.Issuer, idTokenLifetime: o.Lifetimes.IDToken}, nil
+	return &Client{Client: c, issuer: o.Issuer, idTokenLifetime: o.Lifetimes.IDToken, matrix: o.Matrix != nil}, nil
 }
 
 // AuthorizeClientIDSecret checks a confidential client's secret in

@@ -98,16 +98,17 @@ const (
 
 // Routes served by zitadel/oidc at its default endpoints, and mxidp's own.
 var gatedRoutes = map[string]gateKind{
-	"/oauth/token":        gateAPI,
-	"/oauth/introspect":   gateAPI,
-	"/revoke":             gateAPI,
-	"/userinfo":           gateAPI,
-	"/authorize":          gatePage,
-	"/authorize/callback": gatePage,
-	"/end_session":        gatePage,
-	provider.LoginPath:    gatePage,
-	consentPath:           gatePage,
-	logoutPath:            gatePage,
+	"/oauth/token":                    gateAPI,
+	"/oauth/introspect":               gateAPI,
+	"/revoke":                         gateAPI,
+	"/userinfo":                       gateAPI,
+	provider.SynapseIntrospectionPath: gateAPI,
+	"/authorize":                      gatePage,
+	"/authorize/callback":             gatePage,
+	"/end_session":                    gatePage,
+	provider.LoginPath:                gatePage,
+	consentPath:                       gatePage,
+	logoutPath:                        gatePage,
 }
 
 // unavailableJSON is OAuth's own error for an outage (RFC 6749 §4.1.2.1).

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/provider/ma1sd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +32,7 @@ var knownRoutes = map[string]bool{
 	"/revoke": true, "/userinfo": true, "/end_session": true, JWKSPath: true, "/.well-known/openid-configuration": true,
 	"/login": true, "/consent": true, "/logout": true, "/logged-out": true,
 	"/healthz": true, "/readyz": true, MetricsPath: true,
+	provider.SynapseIntrospectionPath: true, provider.RegistrationPath: true, provider.AccountPath: true,
 }
 
 func routeLabel(path string) string {

@@ -32,6 +32,9 @@ type OpenID struct {
 	// a deployment needs the same one. Empty means a random key for this
 	// process alone.
 	FormKey []byte
+	// SynapseSecret, set in next-gen auth, is the secret Synapse shares
+	// with mxidp: it serves provider.SynapseIntrospectionPath with it.
+	SynapseSecret string
 }
 
 // openIDRoutes mounts the OpenID provider: discovery and userinfo served
@@ -74,6 +77,9 @@ func mountOpenID(r chi.Router, o OpenID) {
 	}
 	r.HandleFunc("/end_session", h.endSession)
 	r.Post(logoutPath, h.logoutSubmit)
+	if o.SynapseSecret != "" {
+		r.Handle(provider.SynapseIntrospectionPath, newSynapseIntrospection(o))
+	}
 	r.HandleFunc("/authorize", h.authorize)
 	// Every method: the library would otherwise answer the ones not
 	// routed here itself, unguarded.

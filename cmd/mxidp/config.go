@@ -74,7 +74,42 @@ type AuditConfig struct {
 
 // MatrixConfig describes the Matrix deployment mxidp serves.
 type MatrixConfig struct {
-	ServerName string `yaml:"server_name"` // default: the issuer's host
+	ServerName string        `yaml:"server_name"` // default: the issuer's host
+	Synapse    SynapseConfig `yaml:"synapse"`
+}
+
+// SynapseConfig turns next-gen auth on: mxidp becomes the authentication
+// service of one Synapse (its matrix_authentication_service section),
+// introspecting its tokens and creating its users and devices.
+type SynapseConfig struct {
+	// URL is Synapse's client-server listener as mxidp reaches it, for
+	// /_synapse/mas/; empty means next-gen auth is off.
+	URL string `yaml:"url"`
+	// SharedSecretFile holds the secret shared with Synapse (there:
+	// matrix_authentication_service.secret_path).
+	SharedSecretFile string `yaml:"shared_secret_file"`
+}
+
+// NextGen reports whether next-gen auth is on.
+func (s SynapseConfig) NextGen() bool { return s.URL != "" }
+
+// minSynapseSecret is the shortest shared secret accepted: it is the only
+// thing between the internet and the introspection of every token.
+const minSynapseSecret = 32
+
+// sharedSecret reads the secret shared with Synapse.
+func (s SynapseConfig) sharedSecret() (string, error) {
+	data, err := os.ReadFile(s.SharedSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("matrix.synapse.shared_secret_file: %w; create it with: openssl rand -hex 32 > FILE; chmod 600 FILE "+
+			"(and give Synapse the same file as matrix_authentication_service.secret_path)", err)
+	}
+	secret := strings.TrimSpace(string(data))
+	if len(secret) < minSynapseSecret {
+		return "", fmt.Errorf("matrix.synapse.shared_secret_file: %s holds %d characters; put a random secret of at least %d in it (openssl rand -hex 32)",
+			s.SharedSecretFile, len(secret), minSynapseSecret)
+	}
+	return secret, nil
 }
 
 // PasswordsConfig sets the cost of new password hashes.
@@ -235,6 +270,7 @@ func envOverrides(c *Config) []struct {
 		{"MXIDP_DATABASE", &c.Database},
 		{"MXIDP_SECRET_KEY_FILE", &c.SecretKeyFile},
 		{"MXIDP_MATRIX_SERVER_NAME", &c.Matrix.ServerName},
+		{"MXIDP_SYNAPSE_URL", &c.Matrix.Synapse.URL},
 		{"MXIDP_USERS_SOURCE", &c.Users.Source},
 		{"MXIDP_PLATFORM_DATABASE", &c.Users.Platform.Database},
 	}
@@ -376,6 +412,17 @@ func (c *Config) validate() []string {
 	}
 	if !validServerName(c.Matrix.ServerName) {
 		add("matrix.server_name: %q is not a Matrix server name; set the domain of your Matrix IDs, like example.org", c.Matrix.ServerName)
+	}
+	if sy := c.Matrix.Synapse; sy.URL != "" {
+		if u, err := url.Parse(sy.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			add("matrix.synapse.url: %q is not an http(s) URL of Synapse's client listener, like http://127.0.0.1:8008", sy.URL)
+		}
+		if sy.SharedSecretFile == "" {
+			add("matrix.synapse.shared_secret_file: empty; next-gen auth needs the secret shared with Synapse: " +
+				"openssl rand -hex 32 > FILE; chmod 600 FILE, and name FILE here and as Synapse's matrix_authentication_service.secret_path")
+		}
+	} else if sy.SharedSecretFile != "" {
+		add("matrix.synapse.shared_secret_file is set but matrix.synapse.url is not; set the URL of Synapse's client listener to turn next-gen auth on, or remove the file option")
 	}
 
 	if err := c.Passwords.Argon2id.Params().Validate(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/provider/ma1sd"
+	"github.com/mxidp/mxidp/provider/synapse"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/web"
 	"github.com/spf13/cobra"
@@ -84,6 +85,7 @@ type service struct {
 	openID      *provider.OpenID
 	ring        *keys.Ring
 	backchannel *provider.Backchannel
+	devices     *provider.DeviceCleanup // nil unless next-gen auth is on
 	handler     http.Handler
 }
 
@@ -130,6 +132,16 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	openID := &provider.OpenID{Store: store, Users: users, Ring: svc.ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log,
 		LoggedOut: svc.backchannel.Wake}
 	svc.openID = openID
+	var synapseSecret string
+	if c.Matrix.Synapse.NextGen() {
+		if synapseSecret, err = c.Matrix.Synapse.sharedSecret(); err != nil {
+			return fail(&ConfigError{Source: "matrix.synapse", Problems: []string{err.Error()}})
+		}
+		client := &synapse.Client{URL: c.Matrix.Synapse.URL, Secret: synapseSecret, HTTP: &http.Client{Timeout: 10 * time.Second}}
+		svc.devices = &provider.DeviceCleanup{Store: store, Users: users, Synapse: client, Logger: log}
+		openID.Matrix = &provider.Matrix{Synapse: client, Cleanup: svc.devices}
+		log.Info("next-gen auth: mxidp is Synapse's authentication service", "synapse", c.Matrix.Synapse.URL)
+	}
 	policy := c.Throttle.Policy()
 	login := &provider.Login{Store: store, Users: users, Throttle: &policy, Hash: c.Passwords.Argon2id.Params(), Lifetimes: lifetimes, Logger: log, OpenID: openID}
 	op, err := provider.NewOP(openID, secret)
@@ -173,7 +185,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	}
 	svc.handler = web.NewHandler(web.Deps{DB: db, Keys: svc.ring, Logger: log, OpenID: &web.OpenID{
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
-		Branding: branding, TrustedProxies: trusted, FormKey: formKey,
+		Branding: branding, TrustedProxies: trusted, FormKey: formKey, SynapseSecret: synapseSecret,
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
@@ -281,6 +293,9 @@ func (s *service) runBackground(ctx context.Context) {
 	// Notices queued by the command line or other instances are found by polling.
 	go s.backchannel.Run(ctx, 2*time.Second)
 	go purgeExpired(ctx, s.store, s.c, s.log)
+	if s.devices != nil {
+		go s.devices.Run(ctx, 2*time.Second)
+	}
 	if s.platform != nil {
 		go every(ctx, s.c.Users.Platform.CheckInterval, func() {
 			if _, err := s.openID.EndDepartedSessions(ctx); err != nil && ctx.Err() == nil {

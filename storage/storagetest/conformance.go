@@ -63,6 +63,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"ThrottleForgetsAbandonedChecks", testThrottleForgetsAbandonedChecks},
 		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
 		{"RepeatedAuditEventsAreCountedInOneRowPerWindow", testRepeatedAuditEventsAreCountedInOneRowPerWindow},
+		{"MatrixDevicesLiveWhileTheirFamilyHasALiveToken", testMatrixDevicesLiveWhileTheirFamilyHasALiveToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
