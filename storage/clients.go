@@ -21,17 +21,38 @@ type Client struct {
 	BackchannelLogoutURI   string
 	CreatedAt              time.Time
 	UpdatedAt              time.Time
+
+	// Dynamic marks a client that registered itself (RFC 7591); the
+	// fields below are what it said about itself. A dynamic client that
+	// nobody uses is purged (see UnusedClientGrace).
+	Dynamic bool
+	// ApplicationType is "web" or "native" (RFC 7591 §2, OpenID Connect
+	// Dynamic Client Registration §2): it decides which redirect URIs
+	// the client may use. Operator clients are "web".
+	ApplicationType string
+	ClientURI       string
+	LogoURI         string
+	TOSURI          string
+	PolicyURI       string
 }
 
+// The application types of RFC 7591 clients.
+const (
+	ApplicationWeb    = "web"
+	ApplicationNative = "native"
+)
+
 const clientColumns = `id, secret_hash, public, redirect_uris, post_logout_redirect_uris,
-	skip_consent, backchannel_logout_uri, created_at, updated_at, name`
+	skip_consent, backchannel_logout_uri, created_at, updated_at, name,
+	dynamic, application_type, client_uri, logo_uri, tos_uri, policy_uri`
 
 func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
 	var redirects, postLogout string
 	var created, updated int64
 	err := row.Scan(&c.ID, &c.SecretHash, &c.Public, &redirects, &postLogout,
-		&c.SkipConsent, &c.BackchannelLogoutURI, &created, &updated, &c.Name)
+		&c.SkipConsent, &c.BackchannelLogoutURI, &created, &updated, &c.Name,
+		&c.Dynamic, &c.ApplicationType, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Client{}, ErrNotFound
 	}
@@ -59,8 +80,12 @@ func clientArgs(c Client) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.ApplicationType == "" {
+		c.ApplicationType = ApplicationWeb
+	}
 	return []any{c.ID, c.SecretHash, c.Public, redirects, postLogout, c.SkipConsent,
-		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt), c.Name}, nil
+		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt), c.Name,
+		c.Dynamic, c.ApplicationType, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI}, nil
 }
 
 // jsonList encodes a list of strings, nil as [].
@@ -81,9 +106,12 @@ func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 		return Client{}, err
 	}
 	_, err = s.exec(ctx, nil, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...)
 	if err != nil {
 		return Client{}, s.wrapWrite(err, fmt.Sprintf("create client %q", c.ID))
+	}
+	if c.ApplicationType == "" {
+		c.ApplicationType = ApplicationWeb
 	}
 	return c, nil
 }
@@ -133,10 +161,11 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 		if err != nil {
 			return err
 		}
-		// created_at ($8) never changes.
-		args = append(args[:7], unix(c.UpdatedAt), c.Name)
+		// created_at (the eighth column) never changes.
+		args = append(args[:7:7], args[8:]...)
 		_, err = s.exec(ctx, tx, `UPDATE clients SET secret_hash = $2, public = $3, redirect_uris = $4,
-			post_logout_redirect_uris = $5, skip_consent = $6, backchannel_logout_uri = $7, updated_at = $8, name = $9
+			post_logout_redirect_uris = $5, skip_consent = $6, backchannel_logout_uri = $7, updated_at = $8, name = $9,
+			dynamic = $10, application_type = $11, client_uri = $12, logo_uri = $13, tos_uri = $14, policy_uri = $15
 			WHERE id = $1`, args...)
 		if err != nil {
 			return fmt.Errorf("update client %q: %w", id, err)
@@ -150,4 +179,37 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 // DeleteClient removes a client, or reports ErrNotFound.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return s.deleteWhere(ctx, "clients", "id", id)
+}
+
+// UnusedClientGrace is how long a dynamic client may go unused before the
+// purge deletes it: long enough for a user to finish signing in after the
+// client registered (an authorization request lives 30 minutes by
+// default, and counts as use while it lives).
+const UnusedClientGrace = time.Hour
+
+// unusedDynamicClient selects, in clients, the dynamic clients nobody
+// uses: no token, no authorization request and no Matrix device names
+// them. Such a client holds no session (the Matrix client-server API,
+// "OAuth 2.0 API", lets a server delete registrations without one).
+const unusedDynamicClient = `dynamic
+	AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.client_id = clients.id)
+	AND NOT EXISTS (SELECT 1 FROM auth_requests a WHERE a.client_id = clients.id)
+	AND NOT EXISTS (SELECT 1 FROM matrix_devices d WHERE d.client_id = clients.id)`
+
+// CountUnusedDynamicClients counts the dynamic clients nobody uses, of
+// any age: the registrations that a global cap bounds.
+func (s *Store) CountUnusedDynamicClients(ctx context.Context) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, nil, `SELECT COUNT(*) FROM clients WHERE `+unusedDynamicClient).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unused dynamic clients: %w", err)
+	}
+	return n, nil
+}
+
+// purgeUnusedClients are Purge's statements for dynamic clients unused
+// for UnusedClientGrace since they registered: their remembered consents,
+// then the clients. Their argument is the cut-off, in Unix seconds.
+var purgeUnusedClients = []string{
+	`DELETE FROM consents WHERE client_id IN (SELECT id FROM clients WHERE created_at <= $1 AND ` + unusedDynamicClient + `)`,
+	`DELETE FROM clients WHERE created_at <= $1 AND ` + unusedDynamicClient,
 }

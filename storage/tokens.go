@@ -165,7 +165,8 @@ func randomID() string {
 }
 
 // Purge deletes what has expired: authorization requests, tokens,
-// sessions and their client lists. It returns how many rows went.
+// sessions and their client lists, and dynamic clients nobody uses (see
+// UnusedClientGrace). It returns how many rows went.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
 	now := unix(s.now())
 	var total int64
@@ -178,6 +179,9 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 		{`DELETE FROM tokens WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM sessions WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM session_clients WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = session_clients.session_id)`, nil},
+		// After the requests and tokens: a client whose last one just went is unused now.
+		{purgeUnusedClients[0], []any{now - int64(UnusedClientGrace/time.Second)}},
+		{purgeUnusedClients[1], []any{now - int64(UnusedClientGrace/time.Second)}},
 	} {
 		res, err := s.exec(ctx, nil, q.stmt, q.args...)
 		if err != nil {

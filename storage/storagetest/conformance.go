@@ -37,6 +37,8 @@ func Conformance(t *testing.T, open Opener) {
 		{"UserDelete", testUserDelete},
 		{"ClientRoundTrip", testClientRoundTrip},
 		{"ClientUpdateAndDelete", testClientUpdateAndDelete},
+		{"DynamicClientMetadataRoundTrips", testDynamicClientMetadataRoundTrips},
+		{"UnusedDynamicClientsAreCountedAndPurged", testUnusedDynamicClientsAreCountedAndPurged},
 		{"KeyRingCompareAndSwap", testKeyRingCompareAndSwap},
 		{"KeyRingParallelRotationsOneWins", testKeyRingParallelRotations},
 		{"AuthRequestRoundTrip", testAuthRequestRoundTrip},
