@@ -109,7 +109,8 @@ func generateDeviceID() string {
 // matrixRequestScopes checks the Matrix scopes of an authorization request
 // and completes them: at most one device, with a valid ID; a request for
 // the API without a device gets a generated one, as the client must act as
-// some device. Requests without the API scope are left alone.
+// some device; and offline_access, for the refresh token. Requests without
+// the API scope are left alone.
 func (o *OpenID) matrixRequestScopes(scopes []string) ([]string, error) {
 	m := parseMatrixScopes(scopes)
 	if o.Matrix == nil || (!m.api && len(m.devices) == 0) {
@@ -118,9 +119,15 @@ func (o *OpenID) matrixRequestScopes(scopes []string) ([]string, error) {
 	if !m.api {
 		return nil, oidc.ErrInvalidScope().WithDescription("a Matrix device scope needs the scope " + ScopeMatrixAPI)
 	}
+	// A Matrix client keeps its device logged in by refreshing, without
+	// asking for offline_access (the Matrix OAuth API issues refresh
+	// tokens to every login); the library issues one only for that scope.
+	if !slices.Contains(scopes, oidc.ScopeOfflineAccess) {
+		scopes = append(slices.Clone(scopes), oidc.ScopeOfflineAccess)
+	}
 	switch len(m.devices) {
 	case 0:
-		scopes = append(slices.Clone(scopes), ScopeMatrixDevice+generateDeviceID())
+		scopes = append(scopes, ScopeMatrixDevice+generateDeviceID())
 	case 1:
 		if !validDeviceID(m.devices[0]) {
 			return nil, oidc.ErrInvalidScope().WithDescription("the device ID must be 1 to 255 of A-Z a-z 0-9 - . _ ~")

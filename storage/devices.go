@@ -81,11 +81,11 @@ func (s *Store) MatrixDevices(ctx context.Context, userID string) ([]MatrixDevic
 }
 
 // DeadMatrixDevices returns up to limit devices whose family has no live
-// token, reserved before notBefore (a reservation younger than that may
-// still be getting its first token).
+// token: it had tokens, or it was reserved before notBefore (a younger
+// reservation without any token may still be getting its first).
 func (s *Store) DeadMatrixDevices(ctx context.Context, notBefore time.Time, limit int) ([]MatrixDevice, error) {
-	return s.devicesWhere(ctx, `d.created_at < $2 AND NOT `+liveFamily+` ORDER BY d.created_at LIMIT $3`,
-		unix(s.now()), unix(notBefore), limit)
+	return s.devicesWhere(ctx, `NOT `+liveFamily+` AND (d.created_at < $2 OR EXISTS (SELECT 1 FROM tokens t WHERE t.family_id = d.family_id))
+		ORDER BY d.created_at LIMIT $3`, unix(s.now()), unix(notBefore), limit)
 }
 
 func (s *Store) devicesWhere(ctx context.Context, cond string, args ...any) ([]MatrixDevice, error) {

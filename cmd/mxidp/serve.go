@@ -18,7 +18,7 @@ import (
 	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/provider/ma1sd"
-	"github.com/mxidp/mxidp/provider/synapse"
+	synapseapi "github.com/mxidp/mxidp/provider/synapse"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/web"
 	"github.com/spf13/cobra"
@@ -137,7 +137,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		if synapseSecret, err = c.Matrix.Synapse.sharedSecret(); err != nil {
 			return fail(&ConfigError{Source: "matrix.synapse", Problems: []string{err.Error()}})
 		}
-		client := &synapse.Client{URL: c.Matrix.Synapse.URL, Secret: synapseSecret, HTTP: &http.Client{Timeout: 10 * time.Second}}
+		client := &synapseapi.Client{URL: c.Matrix.Synapse.URL, Secret: synapseSecret, HTTP: &http.Client{Timeout: 10 * time.Second}}
 		svc.devices = &provider.DeviceCleanup{Store: store, Users: users, Synapse: client, Logger: log}
 		openID.Matrix = &provider.Matrix{Synapse: client, Cleanup: svc.devices}
 		log.Info("next-gen auth: mxidp is Synapse's authentication service", "synapse", c.Matrix.Synapse.URL)
