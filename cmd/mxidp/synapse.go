@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/mxidp/mxidp/storage"
 	"github.com/spf13/cobra"
@@ -13,36 +14,86 @@ import (
 // idpIDPattern is Synapse's rule for idp_id (Synapse synapse/config/oidc.py).
 var idpIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,250}$`)
 
+// Defaults of --secret-path, by mode: the file on the Synapse host that
+// holds the OpenID client secret (legacy) or the secret shared with mxidp
+// (next-gen).
+const (
+	legacySecretPath  = "/etc/matrix-synapse/mxidp-client-secret"
+	nextGenSecretPath = "/etc/matrix-synapse/mxidp-shared-secret"
+)
+
 func (a *app) synapseConfigCommand() *cobra.Command {
-	var clientID, idpName, idpID, secretPath string
+	var mode, clientID, idpName, idpID, secretPath, endpoint string
 	cmd := &cobra.Command{
-		Use:   "synapse-config --client CLIENT_ID [--idp-name NAME]",
-		Short: "Print the oidc_providers block for Synapse's homeserver.yaml",
-		Args:  args(cobra.NoArgs),
+		Use:   "synapse-config [--mode legacy] --client CLIENT_ID | --mode next-gen [--endpoint URL]",
+		Short: "Print the homeserver.yaml settings that connect Synapse to mxidp",
+		Long: "--mode legacy (the default) prints the oidc_providers block: mxidp as an OpenID\n" +
+			"provider behind Element's \"Continue with ...\" button.\n" +
+			"--mode next-gen prints the matrix_authentication_service block: Synapse hands\n" +
+			"every access token to mxidp (the Matrix OAuth 2.0 API, which Element X needs),\n" +
+			"with the settings Synapse requires alongside, the reverse-proxy routes, and how\n" +
+			"to move from oidc_providers (docs/next-gen-auth.md).",
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !idpIDPattern.MatchString(idpID) {
-				return usageError{fmt.Errorf("--idp-id %q: use 1 to 250 of A-Z a-z 0-9 . _ ~ -", idpID)}
+			flags := cmd.Flags()
+			if strings.ContainsFunc(secretPath, unicode.IsControl) {
+				return usageError{fmt.Errorf("--secret-path %q: a file path may not contain control characters", secretPath)}
 			}
-			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
-				client, err := s.ClientByID(cmd.Context(), clientID)
-				if errors.Is(err, storage.ErrNotFound) {
-					return fmt.Errorf("no client %q: register it first with mxidp client add", clientID)
+			switch mode {
+			case "legacy":
+				if flags.Changed("endpoint") {
+					return usageError{errors.New("--endpoint belongs to --mode next-gen; the oidc_providers block names mxidp by its issuer")}
 				}
-				if err != nil {
-					return err
+				if clientID == "" {
+					return usageError{errors.New("--client is required with --mode legacy: name the client registered for Synapse (mxidp client add synapse ...), or ask for --mode next-gen")}
 				}
-				fmt.Fprint(a.stdout, synapseBlock(c.Issuer, client, idpID, idpName, secretPath))
-				return nil
-			})
+				if !flags.Changed("secret-path") {
+					secretPath = legacySecretPath
+				}
+				return a.printLegacySynapseConfig(cmd, clientID, idpID, idpName, secretPath)
+			case "next-gen":
+				for _, name := range []string{"client", "idp-name", "idp-id"} {
+					if flags.Changed(name) {
+						return usageError{fmt.Errorf("--%s belongs to --mode legacy: in next-gen auth Synapse has no OpenID client and no login button; drop it", name)}
+					}
+				}
+				if !flags.Changed("secret-path") {
+					secretPath = nextGenSecretPath
+				}
+				return a.printNextGenSynapseConfig(endpoint, secretPath)
+			default:
+				return usageError{fmt.Errorf("--mode %q: use legacy (oidc_providers) or next-gen (matrix_authentication_service)", mode)}
+			}
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&clientID, "client", "", "the client registered for Synapse (required)")
-	f.StringVar(&idpName, "idp-name", "Platform account", `the button text in Element: "Continue with NAME"`)
-	f.StringVar(&idpID, "idp-id", "mxidp", "Synapse's idp_id; choose it once, never change it")
-	f.StringVar(&secretPath, "secret-path", "/etc/matrix-synapse/mxidp-client-secret", "file that will hold the client secret on the Synapse host")
-	cmd.MarkFlagRequired("client")
+	f.StringVar(&mode, "mode", "legacy", "legacy: the oidc_providers block; next-gen: the matrix_authentication_service block")
+	f.StringVar(&clientID, "client", "", "legacy: the client registered for Synapse (required)")
+	f.StringVar(&idpName, "idp-name", "Platform account", `legacy: the button text in Element: "Continue with NAME"`)
+	f.StringVar(&idpID, "idp-id", "mxidp", "legacy: Synapse's idp_id; choose it once, never change it")
+	f.StringVar(&secretPath, "secret-path", "", "file on the Synapse host that will hold the client secret (legacy; default "+
+		legacySecretPath+") or the shared secret (next-gen; default "+nextGenSecretPath+")")
+	f.StringVar(&endpoint, "endpoint", "", "next-gen: mxidp's base URL as Synapse reaches it, e.g. http://127.0.0.1:8080/ (default: the issuer)")
 	return cmd
+}
+
+// printLegacySynapseConfig prints the oidc_providers block for a client
+// registered in mxidp's database.
+func (a *app) printLegacySynapseConfig(cmd *cobra.Command, clientID, idpID, idpName, secretPath string) error {
+	if !idpIDPattern.MatchString(idpID) {
+		return usageError{fmt.Errorf("--idp-id %q: use 1 to 250 of A-Z a-z 0-9 . _ ~ -", idpID)}
+	}
+	return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+		client, err := s.ClientByID(cmd.Context(), clientID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no client %q: register it first with mxidp client add", clientID)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(a.stdout, synapseBlock(c.Issuer, client, idpID, idpName, secretPath))
+		return nil
+	})
 }
 
 // synapseBlock renders the oidc_providers entry for one client (Synapse
