@@ -320,9 +320,16 @@ func (o *OpenID) issue(ctx context.Context, req op.TokenRequest, currentRefresh 
 		base.FamilyID, base.ClientID, base.SessionID, base.AuthTime, base.AMR = r.ID, r.ClientID, r.SessionID, r.AuthTime, r.AMR
 		is.ConsumeAuthRequest = r.ID
 		// Synapse must know the user and the device before the token
-		// reaches the client.
-		if _, err := o.prepareDevice(ctx, r); err != nil {
+		// reaches the client. A Matrix device's login outlives the
+		// browser session it began in, as a device does: it ends on its
+		// own (logout, the account page, revocation, expiry) or when the
+		// user is disabled, not when the browser signs out of mxidp.
+		device, err := o.prepareDevice(ctx, r)
+		if err != nil {
 			return storage.Token{}, "", err
+		}
+		if device {
+			base.SessionID = ""
 		}
 	case *refreshRequest:
 		base.FamilyID, base.ClientID, base.SessionID, base.AuthTime, base.AMR = r.FamilyID, r.ClientID, r.SessionID, r.AuthTime, r.AMR

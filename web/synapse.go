@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mxidp/mxidp/provider"
 )
@@ -21,6 +23,9 @@ type synapseIntrospection struct {
 	storage    *provider.OpenID
 	decrypt    func(string) (string, error)
 	secretHash [sha256.Size]byte
+
+	mu          sync.Mutex
+	lastWarning time.Time // refusals are logged once a minute, not per request
 }
 
 func newSynapseIntrospection(o OpenID) *synapseIntrospection {
@@ -45,6 +50,7 @@ func (s *synapseIntrospection) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	if !s.fromSynapse(r) {
+		s.warnRefused(r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mxidp"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client",
 			"error_description": "this introspection endpoint answers Synapse only, with the shared secret as bearer token"})
@@ -68,4 +74,20 @@ func (s *synapseIntrospection) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	writeJSON(w, http.StatusOK, answer)
+}
+
+// warnRefused tells the operator, at most once a minute, that a caller
+// without the shared secret knocked: Synapse with another secret (its
+// clients then get 503 "Unable to introspect the access token"), or
+// someone probing.
+func (s *synapseIntrospection) warnRefused(r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.lastWarning) < time.Minute {
+		return
+	}
+	s.lastWarning = time.Now()
+	s.storage.Logger.Warn("token introspection for Synapse refused: missing or wrong shared secret "+
+		"(Synapse's matrix_authentication_service.secret must be matrix.synapse.shared_secret_file's)",
+		"remote", r.RemoteAddr, "has_bearer", strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "))
 }
