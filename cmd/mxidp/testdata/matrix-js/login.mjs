@@ -10,7 +10,9 @@
 // Protocol: JSON lines. The script prints {"step":"authorize",...} with the
 // authorization URL, reads one line {"code":...,"state":...} (or
 // {"error":...}) with what came back to REDIRECT_URI, then prints one line
-// per further step and {"step":"done"}. Any failure prints
+// per further step up to {"step":"revoke"}, reads one more line (the Go
+// test's go-ahead once the device is gone from the homeserver), tries the
+// dead tokens and prints {"step":"done"}. Any failure prints
 // {"step":"error","error":...} and exits 1.
 //
 // What Node must supply: nothing beyond Node 20 itself. The SDK's OAuth
@@ -57,7 +59,7 @@ function describe(err) {
 	const out = { error: String(err?.message ?? err) };
 	if (err?.httpStatus !== undefined) out.status = err.httpStatus;
 	if (err?.errcode !== undefined) out.errcode = err.errcode;
-	if (err?.response?.error !== undefined) out.oauth_error = err.response.error;
+	if (err instanceof sdk.OAuth2HTTPError) out.oauth_error = err.error;
 	if (err?.cause !== undefined) out.cause = String(err.cause?.message ?? err.cause);
 	return out;
 }
@@ -83,7 +85,7 @@ const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 async function readLine() {
 	const { value, done } = await lines.next();
 	if (done) {
-		throw new Error("standard input closed before the authorization response");
+		throw new Error("standard input closed before the Go test's next line");
 	}
 	return value;
 }
@@ -164,7 +166,8 @@ async function main() {
 	// judged: the homeserver may cache its introspection.
 	emit("old_access_token", await whoami(tokens.access_token));
 
-	// Logout as Element Web does it with an OAuth session: revoke the access
+	// Logout as Element Web does it with an OAuth session (Element Web
+	// src/stores/oidc/OidcClientStore.ts, revokeTokens): revoke the access
 	// and the refresh token at the revocation endpoint (RFC 7009), both at
 	// once; the homeserver's own /logout is not served under delegated auth.
 	const newRefresh = refreshed.refresh_token ?? tokens.refresh_token;
@@ -181,6 +184,9 @@ async function main() {
 			throw r.reason;
 		}
 	}
+	// The revocation ends the device in the homeserver on mxidp's side; the
+	// Go test says when it has seen the device go, then the tokens are tried.
+	await readLine();
 	emit("whoami_after_logout", await whoami(refreshed.access_token));
 	try {
 		await oauth.performRefreshTokenGrant(newRefresh);
