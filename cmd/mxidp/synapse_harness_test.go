@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,7 +41,11 @@ func synapseRoot() string {
 	}
 	cache := os.Getenv("XDG_CACHE_HOME")
 	if cache == "" {
-		cache = filepath.Join(os.Getenv("HOME"), ".cache")
+		home := os.Getenv("HOME")
+		if u, err := user.Current(); home == "" && err == nil {
+			home = u.HomeDir
+		}
+		cache = filepath.Join(home, ".cache")
 	}
 	return filepath.Join(cache, "mxidp", "synapse-sid")
 }
@@ -145,8 +150,9 @@ exec chroot "$R" /usr/bin/python3 -m synapse.app.homeserver -c "$D/homeserver.ya
 	t.Cleanup(s.stop)
 
 	deadline := time.Now().Add(90 * time.Second)
+	probe := &http.Client{Timeout: 2 * time.Second}
 	for {
-		if resp, err := http.Get(s.URL + "/health"); err == nil {
+		if resp, err := probe.Get(s.URL + "/health"); err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK && string(body) == "OK" {
