@@ -200,6 +200,15 @@ func (o *OpenID) prepareDevice(ctx context.Context, r *authRequest) (bool, error
 		o.dropReservation(ctx, r.ID)
 		return false, errSynapseUnavailable.WithParent(err)
 	}
+	// The user's first device here: any device Synapse has for them is
+	// from before next-gen auth (logins through oidc_providers or a
+	// password provider), whose tokens Synapse no longer accepts. They go,
+	// so that the user's device list holds only what can be used.
+	if n, err := o.Store.CountMatrixDevices(ctx, u.ID); err == nil && n == 1 {
+		if err := o.Matrix.Synapse.SyncDevices(ctx, u.Username, []string{d.DeviceID}); err != nil {
+			o.Logger.Warn("removing the user's devices from before next-gen auth failed", "user_id", u.ID, "err", err)
+		}
+	}
 	if err := o.Matrix.Synapse.UpsertDevice(ctx, u.Username, d.DeviceID, name); err != nil {
 		o.Logger.Error("creating the device in Synapse failed", "user_id", u.ID, "device_id", d.DeviceID, "err", err)
 		o.dropReservation(ctx, r.ID)

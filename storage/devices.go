@@ -110,6 +110,15 @@ func prefixed(alias, columns string) string {
 	return alias + strings.ReplaceAll(columns, ", ", ", "+alias)
 }
 
+// CountMatrixDevices counts a user's devices, live or dead.
+func (s *Store) CountMatrixDevices(ctx context.Context, userID string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, nil, `SELECT COUNT(*) FROM matrix_devices WHERE user_id = $1`, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count matrix devices: %w", err)
+	}
+	return n, nil
+}
+
 // DeleteMatrixDevice forgets a device once Synapse no longer has it.
 func (s *Store) DeleteMatrixDevice(ctx context.Context, familyID string) error {
 	_, err := s.exec(ctx, nil, `DELETE FROM matrix_devices WHERE family_id = $1`, familyID)

@@ -71,14 +71,16 @@ func eachBackend(t *testing.T, test func(t *testing.T, e *openIDEnv)) {
 
 func startOpenID(t *testing.T, backend string) *openIDEnv {
 	t.Helper()
-	d := newDeployment(t, backend)
+	return startOpenIDIn(t, newDeployment(t, backend))
+}
+
+// startOpenIDIn registers alice in deployment d and starts it on a free
+// port.
+func startOpenIDIn(t *testing.T, d *deployment) *openIDEnv {
+	t.Helper()
 	(&cli{t: t, env: d.env}).must(alicePassword+"\n", "user", "add", "alice", "--password-stdin",
 		"--email", aliceEmail, "--name", aliceName)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	e := &openIDEnv{t: t, ctx: ctx, d: d}
-	e.connect(d.startOnFreePort())
-	return e
+	return connectOpenID(t, d)
 }
 
 // connect points the relying party at a (re)started instance.
