@@ -109,6 +109,7 @@ var gatedRoutes = map[string]gateKind{
 	provider.LoginPath:                gatePage,
 	consentPath:                       gatePage,
 	logoutPath:                        gatePage,
+	provider.AccountPath:              gatePage,
 }
 
 // unavailableJSON is OAuth's own error for an outage (RFC 6749 §4.1.2.1).

@@ -121,23 +121,40 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	username := r.PostForm.Get("username")
 	remember := r.PostForm.Get("remember") != ""
-	u, err := h.Login.CheckPassword(r.Context(), provider.Attempt{Login: username, Password: r.PostForm.Get("password"),
-		Network: clientAddr(r, h.TrustedProxies), Door: "login page", ClientID: a.ClientID})
+	sess, ok := h.passwordSignIn(w, r, "login page", a.ClientID, func(status int, problem string) {
+		h.showForm(w, r, a, status, username, problem, remember)
+	})
+	if ok {
+		h.complete(w, r, a, sess)
+	}
+}
+
+// passwordSignIn is every sign-in form's password step: it checks the
+// posted username and password through provider.Login.CheckPassword
+// (throttled and audited, as at every door) and, when they are right,
+// starts a new session for this browser with a new cookie (kept past the
+// browser's end with "remember"). A refusal shows the form again through
+// again, with its status and message ID; an error shows the error page.
+// door and clientID are for the audit log.
+func (h *openIDRoutes) passwordSignIn(w http.ResponseWriter, r *http.Request, door, clientID string,
+	again func(status int, problem string)) (storage.Session, bool) {
+	u, err := h.Login.CheckPassword(r.Context(), provider.Attempt{Login: r.PostForm.Get("username"), Password: r.PostForm.Get("password"),
+		Network: clientAddr(r, h.TrustedProxies), Door: door, ClientID: clientID})
 	var throttled *provider.ThrottledError
 	if errors.As(err, &throttled) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(throttled.RetryAfter.Seconds())+1))
-		h.showForm(w, r, a, http.StatusTooManyRequests, username, "login.throttled", remember)
-		return
+		again(http.StatusTooManyRequests, "login.throttled")
+		return storage.Session{}, false
 	}
 	if errors.Is(err, provider.ErrBadCredentials) {
 		// One message for unknown users and wrong passwords; the username
 		// stays, the password does not.
-		h.showForm(w, r, a, http.StatusUnauthorized, username, "login.failed", remember)
-		return
+		again(http.StatusUnauthorized, "login.failed")
+		return storage.Session{}, false
 	}
 	if err != nil {
 		h.internalError(w, r, "check password", err)
-		return
+		return storage.Session{}, false
 	}
 	var current *storage.Session
 	if s, err := h.Login.Session(r.Context(), h.sessionCookie(r)); err == nil {
@@ -146,16 +163,16 @@ func (h *openIDRoutes) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	sess, cookie, err := h.Login.StartSession(r.Context(), current, u)
 	if err != nil {
 		h.internalError(w, r, "start session", err)
-		return
+		return storage.Session{}, false
 	}
 	c := h.cookie(provider.SessionCookie, cookie, http.SameSiteLaxMode)
-	if remember {
+	if r.PostForm.Get("remember") != "" {
 		// "Keep me signed in": the cookie outlives the browser, as long
 		// as the session; otherwise it ends when the browser closes.
 		c.Expires = sess.ExpiresAt
 	}
 	http.SetCookie(w, c)
-	h.complete(w, r, a, sess)
+	return sess, true
 }
 
 // consentPath receives the consent form.

@@ -35,6 +35,9 @@ type OpenID struct {
 	// SynapseSecret, set in next-gen auth, is the secret Synapse shares
 	// with mxidp: it serves provider.SynapseIntrospectionPath with it.
 	SynapseSecret string
+	// ServerName is the Matrix server name, for the Matrix IDs the
+	// account page shows.
+	ServerName string
 }
 
 // openIDRoutes mounts the OpenID provider: discovery and userinfo served
@@ -79,6 +82,9 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Post(logoutPath, h.logoutSubmit)
 	if o.SynapseSecret != "" {
 		r.Handle(provider.SynapseIntrospectionPath, newSynapseIntrospection(o))
+	}
+	if o.Storage != nil && o.Storage.Matrix != nil {
+		r.HandleFunc(provider.AccountPath, h.account)
 	}
 	r.HandleFunc("/authorize", h.authorize)
 	// Every method: the library would otherwise answer the ones not

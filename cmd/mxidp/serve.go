@@ -187,6 +187,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
 		Branding: branding, TrustedProxies: trusted, FormKey: formKey, SynapseSecret: synapseSecret,
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
+		ServerName: c.Matrix.ServerName,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }
