@@ -37,12 +37,12 @@ bench:
 		$(GO) test -run "^$$" -bench . -benchmem ./web/ ./provider/password/ || status=1; \
 		$(GO) test -run "^$$" -bench "CheckCredentials|DirectorySearch" -benchtime 3s ./provider/ma1sd/ || status=1; exit $$status'
 
-## screenshots: photograph the login, login-error, consent and error pages in
+## screenshots: photograph the login, login-error, consent, error and account pages in
 ## headless Chromium, English and German, desktop and phone, into docs/screenshots
 ## (SQLite only; fails naming the package when Chromium is missing)
 screenshots:
 	MXIDP_TEST_POSTGRES_REQUIRED=1 MXIDP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
-		$(GO) test -count=1 -run '^TestPageScreenshots$$' ./cmd/mxidp/
+		$(GO) test -count=1 -run '^Test(Account)?PageScreenshots$$' ./cmd/mxidp/
 
 ## lint: gofmt, go vet and staticcheck
 lint:
