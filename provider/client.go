@@ -24,9 +24,16 @@ type Client struct {
 var _ op.Client = (*Client)(nil)
 
 func (c *Client) GetID() string                    { return c.ID }
-func (c *Client) RedirectURIs() []string           { return c.Client.RedirectURIs }
+func (c *Client) RedirectURIs() []string           { return c.exactRedirectURIs() }
 func (c *Client) PostLogoutRedirectURIs() []string { return c.Client.PostLogoutRedirectURIs }
+
+// ApplicationType is native for a native application that registered
+// itself, whose loopback redirects match any port (RedirectURIGlobs);
+// every other client is a web application.
 func (c *Client) ApplicationType() op.ApplicationType {
+	if c.Dynamic && c.Client.ApplicationType == storage.ApplicationNative {
+		return op.ApplicationTypeNative
+	}
 	return op.ApplicationTypeWeb
 }
 
@@ -57,7 +64,9 @@ func (c *Client) IDTokenLifetime() time.Duration      { return c.idTokenLifetime
 
 // DevMode lets a registered http redirect URI be used. Registration admits
 // http only on loopback hosts (CheckClientURI), so this opens nothing else.
-func (c *Client) DevMode() bool { return true }
+// A client that registered itself has no DevMode: the library then holds
+// it to its redirect URIs as registration checked them (ParseRegistration).
+func (c *Client) DevMode() bool { return !c.Dynamic }
 
 func (c *Client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
