@@ -106,6 +106,14 @@ var catalogues = map[string]map[string]string{
 		"time.hours_ago":             "%d h ago",
 		"time.date":                  "%[2]s %[1]d, %[3]d",
 		"time.months":                "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
+
+		// Clients that registered themselves, and the Matrix scopes.
+		"consent.client.host":            "Web address:",
+		"consent.client.self_registered": "This application registered itself: its name, logo and web address are what it says about itself, and nobody has checked them. Allow access only if you have just started signing in to this application yourself.",
+		"consent.client.tos":             "Terms of service",
+		"consent.client.policy":          "Privacy policy",
+		"consent.matrix.api":             "Use your Matrix account: read and send messages, join rooms",
+		"consent.matrix.device":          "Sign in as a new device (%s)",
 	},
 	"de": {
 		"login.title":                  "Anmelden",
@@ -201,6 +209,14 @@ var catalogues = map[string]map[string]string{
 		"time.hours_ago":             "vor %d Std.",
 		"time.date":                  "%[1]d. %[2]s %[3]d",
 		"time.months":                "Jan. Feb. März Apr. Mai Juni Juli Aug. Sep. Okt. Nov. Dez.",
+
+		// Clients that registered themselves, and the Matrix scopes.
+		"consent.client.host":            "Webadresse:",
+		"consent.client.self_registered": "Diese Anwendung hat sich selbst registriert: Name, Logo und Webadresse sind ihre eigenen Angaben, niemand hat sie geprüft. Erlauben Sie den Zugriff nur, wenn Sie gerade selbst begonnen haben, sich bei dieser Anwendung anzumelden.",
+		"consent.client.tos":             "Nutzungsbedingungen",
+		"consent.client.policy":          "Datenschutzerklärung",
+		"consent.matrix.api":             "Ihr Matrix-Konto nutzen: Nachrichten lesen und senden, Räumen beitreten",
+		"consent.matrix.device":          "Sich als neues Gerät anmelden (%s)",
 	},
 }
 

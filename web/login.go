@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/storage"
@@ -81,6 +82,9 @@ func (h *openIDRoutes) clientName(r *http.Request, id string) string {
 func displayName(c storage.Client) string {
 	if c.Name != "" {
 		return c.Name
+	}
+	if host := provider.ClientHost(c); host != "" {
+		return host
 	}
 	return c.ID
 }
@@ -192,6 +196,12 @@ func (h *openIDRoutes) complete(w http.ResponseWriter, r *http.Request, a storag
 		h.internalError(w, r, "check consent", err)
 		return
 	}
+	// A client that registered itself is asked about every time: anyone
+	// can register one under any name, and any app on the device can
+	// answer a native client's loopback redirect (RFC 8252 §8.6: no
+	// authorization without the user where the client's identity cannot
+	// be assured).
+	need = need || client.Dynamic
 	if need {
 		if slices.Contains(a.Prompt, oidc.PromptNone) {
 			// OIDC Core §3.1.2.6; the library has no constructor for it.
@@ -215,7 +225,37 @@ func (h *openIDRoutes) finish(w http.ResponseWriter, r *http.Request, a storage.
 type consentForm struct {
 	page
 	Action, ID, CSRF, ClientName, Username string
-	Scopes                                 []string // message IDs
+	Scopes                                 []consentScope
+	// Remember offers to remember the decision; never for a client that
+	// registered itself.
+	Remember bool
+	// What a client that registered itself said about itself: the host
+	// of its client_uri, shown beside the name so that a look-alike name
+	// cannot hide where the client comes from, and its logo, terms and
+	// policy (https, checked at registration).
+	Dynamic                             bool
+	ClientHost, LogoURI, TOSURI, Policy string
+}
+
+// consentScope is one line of what the client asks for: a message ID and,
+// for the Matrix device scope, the device ID it names.
+type consentScope struct{ ID, Arg string }
+
+// scopeLine returns the line the consent page shows for a scope, or false
+// for a scope it says nothing about.
+func scopeLine(scope string) (consentScope, bool) {
+	switch {
+	case scope == provider.ScopeMatrixAPI || scope == provider.ScopeMatrixAPIUnstable:
+		return consentScope{ID: "consent.matrix.api"}, true
+	case strings.HasPrefix(scope, provider.ScopeMatrixDevice):
+		return consentScope{ID: "consent.matrix.device", Arg: strings.TrimPrefix(scope, provider.ScopeMatrixDevice)}, true
+	case strings.HasPrefix(scope, provider.ScopeMatrixDeviceUnstable):
+		return consentScope{ID: "consent.matrix.device", Arg: strings.TrimPrefix(scope, provider.ScopeMatrixDeviceUnstable)}, true
+	}
+	if _, known := catalogues["en"]["consent.scope."+scope]; known {
+		return consentScope{ID: "consent.scope." + scope}, true
+	}
+	return consentScope{}, false
 }
 
 // showConsent asks the user whether the client may have what it asks for.
@@ -227,13 +267,60 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 	}
 	p := h.page(r, a.UILocales)
 	p.Title = p.T("consent.title")
-	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.requestToken(r, a, consentFormName, s.ID), ClientName: displayName(c), Username: u.Username}
+	form := consentForm{page: p, Action: h.Issuer + consentPath, ID: a.ID, CSRF: h.requestToken(r, a, consentFormName, s.ID),
+		ClientName: displayName(c), Username: u.Username, Remember: !c.Dynamic}
 	for _, scope := range a.Scopes {
-		if _, known := catalogues["en"]["consent.scope."+scope]; known {
-			form.Scopes = append(form.Scopes, "consent.scope."+scope)
+		if line, ok := scopeLine(scope); ok && !slices.Contains(form.Scopes, line) {
+			form.Scopes = append(form.Scopes, line)
 		}
 	}
-	renderWithFormTarget(w, http.StatusOK, "consent.html", form, origin(a.RedirectURI))
+	csp := pageCSP(formTarget(a.RedirectURI))
+	if c.Dynamic {
+		form.Dynamic, form.ClientHost = true, provider.ClientHost(c)
+		form.TOSURI, form.Policy = c.TOSURI, c.PolicyURI
+		if logo := httpsOrigin(c.LogoURI); logo != "" {
+			// The logo is the client's, on its own host: this page
+			// alone may load an image from there.
+			form.LogoURI = c.LogoURI
+			csp = strings.Replace(csp, "img-src 'self'", "img-src 'self' "+logo, 1)
+		}
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Security-Policy", csp)
+	w.WriteHeader(http.StatusOK)
+	templates.ExecuteTemplate(w, "consent.html", form)
+}
+
+// formTarget is the source a page's form-action names for the redirect
+// that ends a login at uri: its origin, or for a private-use scheme
+// (com.example.app:/callback, RFC 8252 §7.1) the scheme alone, since such
+// a URI has no origin to name (CSP Level 3 §2.3.1, scheme-source).
+func formTarget(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme == "" {
+		return ""
+	}
+	if u.Host == "" {
+		return u.Scheme + ":"
+	}
+	return origin(uri)
+}
+
+// httpsOrigin is the origin of an https URL whose host is a plain DNS name
+// (as registration admits for logos), for a CSP source; "" otherwise.
+func httpsOrigin(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return ""
+	}
+	for _, c := range u.Host {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':') {
+			return ""
+		}
+	}
+	return "https://" + u.Host
 }
 
 // consentSubmit records the user's decision: allow (remembered when asked)
@@ -257,13 +344,21 @@ func (h *openIDRoutes) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		op.AuthRequestError(w, r, provider.AuthRequest(a), oidc.ErrAccessDenied().WithDescription("the user did not allow access"), h.OP)
 		return
 	}
-	if r.PostForm.Get("remember") != "" {
+	if r.PostForm.Get("remember") != "" && !h.registeredItself(r, a.ClientID) {
 		if err := h.Login.Store.SaveConsent(r.Context(), s.UserID, a.ClientID, a.Scopes); err != nil {
 			h.internalError(w, r, "save consent", err)
 			return
 		}
 	}
 	h.finish(w, r, a, s)
+}
+
+// registeredItself reports whether a client registered itself (whose
+// consent is never remembered, see complete); a client that cannot be
+// loaded counts as one.
+func (h *openIDRoutes) registeredItself(r *http.Request, id string) bool {
+	c, err := h.Storage.Client(r.Context(), id)
+	return err != nil || c.Dynamic
 }
 
 // authRequest loads a pending request or shows the user why it is gone.

@@ -35,6 +35,9 @@ type OpenID struct {
 	// SynapseSecret, set in next-gen auth, is the secret Synapse shares
 	// with mxidp: it serves provider.SynapseIntrospectionPath with it.
 	SynapseSecret string
+	// Registration, set in next-gen auth, serves dynamic client
+	// registration at provider.RegistrationPath; nil leaves it unrouted.
+	Registration *RegistrationConfig
 	// ServerName is the Matrix server name, for the Matrix IDs the
 	// account page shows.
 	ServerName string
@@ -82,6 +85,9 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Post(logoutPath, h.logoutSubmit)
 	if o.SynapseSecret != "" {
 		r.Handle(provider.SynapseIntrospectionPath, newSynapseIntrospection(o))
+	}
+	if o.Registration != nil {
+		h.mountRegistration(r, *o.Registration)
 	}
 	if o.Storage != nil && o.Storage.Matrix != nil {
 		r.HandleFunc(provider.AccountPath, h.account)
