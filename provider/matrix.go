@@ -82,10 +82,10 @@ func IsMatrixScope(s string) bool {
 		strings.HasPrefix(s, ScopeMatrixDevice) || strings.HasPrefix(s, ScopeMatrixDeviceUnstable)
 }
 
-// validDeviceID admits what the Matrix spec lets clients put in a device
+// ValidDeviceID admits what the Matrix spec lets clients put in a device
 // scope (unreserved URI characters, RFC 3986 §2.3), up to Synapse's
 // limit.
-func validDeviceID(id string) bool {
+func ValidDeviceID(id string) bool {
 	if id == "" || len(id) > maxDeviceIDLength {
 		return false
 	}
@@ -129,7 +129,7 @@ func (o *OpenID) matrixRequestScopes(scopes []string) ([]string, error) {
 	case 0:
 		scopes = append(scopes, ScopeMatrixDevice+generateDeviceID())
 	case 1:
-		if !validDeviceID(m.devices[0]) {
+		if !ValidDeviceID(m.devices[0]) {
 			return nil, oidc.ErrInvalidScope().WithDescription("the device ID must be 1 to 255 of A-Z a-z 0-9 - . _ ~")
 		}
 	default:
@@ -316,15 +316,21 @@ func (o *OpenID) UserDevices(ctx context.Context, userID string) ([]storage.Matr
 	return o.Store.MatrixDevices(ctx, userID)
 }
 
-// EndDevice ends the login of one of the user's Matrix devices: its
+// EndDevice ends the login of one of the user's live Matrix devices: its
 // tokens are revoked, and the cleanup deletes the device in Synapse. An
-// unknown device, or another user's, is ErrNotFound.
+// unknown device, one that ended already, or another user's, is
+// ErrNotFound.
 func (o *OpenID) EndDevice(ctx context.Context, userID, deviceID string) error {
-	d, err := o.Store.MatrixDeviceByID(ctx, userID, deviceID)
+	live, err := o.Store.MatrixDevices(ctx, userID)
 	if err != nil {
 		return err
 	}
-	return o.endDevices(ctx, userID, []storage.MatrixDevice{d})
+	for _, d := range live {
+		if d.DeviceID == deviceID {
+			return o.endDevices(ctx, userID, []storage.MatrixDevice{d})
+		}
+	}
+	return storage.ErrNotFound
 }
 
 // EndAllDevices ends the logins of every Matrix device of the user.

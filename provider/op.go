@@ -111,8 +111,10 @@ const (
 )
 
 // AccountActions are the account-management actions of MSC4191 that the
-// account page serves.
+// account page serves: the names clients send today, and the later
+// device_* names of the same three actions.
 var AccountActions = []string{
 	"org.matrix.profile", "org.matrix.sessions_list", "org.matrix.session_view", "org.matrix.session_end",
+	"org.matrix.devices_list", "org.matrix.device_view", "org.matrix.device_delete",
 	"org.matrix.cross_signing_reset",
 }

@@ -60,26 +60,6 @@ const (
 	doReset  = "cross_signing_reset"
 )
 
-// maxDeviceIDParam bounds a device_id parameter: Synapse refuses longer
-// device IDs, so no session has one.
-const maxDeviceIDParam = 255
-
-// validDeviceIDParam admits what a Matrix device scope may name
-// (unreserved URI characters, RFC 3986 §2.3), up to maxDeviceIDParam
-// bytes: no other device ID can belong to a session of mxidp's.
-func validDeviceIDParam(id string) bool {
-	if id == "" || len(id) > maxDeviceIDParam {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~", c) >= 0) {
-			return false
-		}
-	}
-	return true
-}
-
 // deepLink is what a client's link asks the page for: an action of
 // accountActions and, for the session actions, a device. A device ID
 // that no session can have is kept as badDevice, never as text.
@@ -96,7 +76,7 @@ func parseDeepLink(v url.Values) deepLink {
 		l.view = viewEndAll
 	}
 	if l.view == viewSession || l.view == viewEnd {
-		if id := v.Get("device_id"); validDeviceIDParam(id) {
+		if id := v.Get("device_id"); provider.ValidDeviceID(id) {
 			l.deviceID = id
 		} else if id != "" {
 			l.badDevice = true
@@ -396,7 +376,7 @@ func (h *openIDRoutes) accountSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		dev, found := findDevice(devices, id)
-		if !validDeviceIDParam(id) || !found {
+		if !provider.ValidDeviceID(id) || !found {
 			h.noSuchSession(w, r)
 			return
 		}
