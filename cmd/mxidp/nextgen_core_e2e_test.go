@@ -306,3 +306,39 @@ func TestNextGenAcrossTwoInstances(t *testing.T) {
 		t.Errorf("whoami after the logout at the other instance: %d", status)
 	}
 }
+
+// TestAccountPageEndsADeviceInSynapseAndAllowsACrossSigningReset: the
+// account page against the real Synapse: ending a session there deletes
+// the device in Synapse and kills its token; confirming a cross-signing
+// reset is accepted by Synapse's allow_cross_signing_reset.
+func TestAccountPageEndsADeviceInSynapseAndAllowsACrossSigningReset(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			n := startNextGen(t, backend, "")
+			c := n.addClient("element")
+			b := newBrowser(t)
+			phone := n.matrixLoginIn(b, c, "PHONEDEVICE").token
+			laptop := n.matrixLoginIn(b, c, "LAPTOPDEVICE").token
+			account := n.issuer + "/account"
+
+			list := b.get(account)
+			wantPage(t, "the account page", list, http.StatusOK, "PHONEDEVICE", "LAPTOPDEVICE", "@alice:"+n.syn.ServerName)
+			confirm := b.get(account + "?" + url.Values{"action": {"org.matrix.session_end"}, "device_id": {"PHONEDEVICE"}}.Encode())
+			f := postFormOf(t, confirm, "end")
+			wantPage(t, "ending the session", b.post(f.action, f.fields), http.StatusOK, "PHONEDEVICE")
+			waitFor(t, 10*time.Second, "the phone's device deleted in Synapse", func() bool {
+				return slices.Equal(n.syn.devices("alice"), []string{"LAPTOPDEVICE"})
+			})
+			if status, _, _ := n.syn.whoami(phone.AccessToken); status != http.StatusUnauthorized {
+				t.Errorf("whoami with the ended session's token: %d", status)
+			}
+			if status, _, _ := n.syn.whoami(laptop.AccessToken); status != http.StatusOK {
+				t.Errorf("whoami with the other session's token: %d", status)
+			}
+
+			reset := b.get(account + "?action=org.matrix.cross_signing_reset")
+			f = postFormOf(t, reset, "cross_signing_reset")
+			wantPage(t, "allowing the reset in Synapse", b.post(f.action, f.fields), http.StatusOK, "within 10 minutes")
+		})
+	}
+}
