@@ -59,6 +59,12 @@ type ThrottleConfig struct {
 	// requests one client network opens (each is stored until it expires).
 	AuthorizeBurst     int     `yaml:"authorize_burst"`
 	AuthorizePerSecond float64 `yaml:"authorize_per_second"`
+	// RegistrationBurst and RegistrationPerSecond bound the clients one
+	// network registers (next-gen auth); RegistrationMaxUnused caps the
+	// registered clients nobody has used yet, from all networks.
+	RegistrationBurst     int     `yaml:"registration_burst"`
+	RegistrationPerSecond float64 `yaml:"registration_per_second"`
+	RegistrationMaxUnused int     `yaml:"registration_max_unused"`
 }
 
 // Policy converts the settings for package provider.
@@ -241,6 +247,8 @@ func defaultConfig() Config {
 			BaseDelay: provider.DefaultThrottle.BaseDelay, MaxDelay: provider.DefaultThrottle.MaxDelay,
 			ForgetAfter:    provider.DefaultThrottle.ForgetAfter,
 			AuthorizeBurst: web.DefaultAuthorizeBurst, AuthorizePerSecond: web.DefaultAuthorizePerSecond,
+			RegistrationBurst: web.DefaultRegistrationBurst, RegistrationPerSecond: web.DefaultRegistrationPerSecond,
+			RegistrationMaxUnused: web.DefaultRegistrationMaxUnused,
 		},
 		Audit:          AuditConfig{Retention: 90 * 24 * time.Hour},
 		TrustedProxies: loopback,
@@ -479,6 +487,10 @@ func (c *Config) validate() []string {
 	}
 	if c.Throttle.AuthorizeBurst < 0 || c.Throttle.AuthorizePerSecond < 0 {
 		add("throttle.authorize_burst and authorize_per_second must not be negative; 0 turns the limit off, the defaults are 300 and 5")
+	}
+	if c.Throttle.RegistrationBurst < 0 || c.Throttle.RegistrationPerSecond < 0 || c.Throttle.RegistrationMaxUnused < 0 {
+		add("throttle.registration_burst, registration_per_second and registration_max_unused must not be negative; 0 turns a limit off, the defaults are %d, %g and %d",
+			web.DefaultRegistrationBurst, web.DefaultRegistrationPerSecond, web.DefaultRegistrationMaxUnused)
 	}
 	if c.Audit.Retention < time.Hour {
 		add("audit.retention: %v; keep the audit log at least 1h, like 2160h (90 days)", c.Audit.Retention)

@@ -179,6 +179,12 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	if svc.platform != nil {
 		db = bothDatabases{store, svc.platform}
 	}
+	var registration *web.RegistrationConfig
+	if c.Matrix.Synapse.NextGen() {
+		// The Matrix OAuth 2.0 API has clients register themselves.
+		registration = &web.RegistrationConfig{Burst: c.Throttle.RegistrationBurst,
+			PerSecond: c.Throttle.RegistrationPerSecond, MaxUnused: c.Throttle.RegistrationMaxUnused}
+	}
 	formKey, err := provider.FormKey(secret)
 	if err != nil {
 		return fail(err)
@@ -187,7 +193,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		Issuer: c.Issuer, OP: op, Storage: openID, Login: login, Discovery: discovery,
 		Branding: branding, TrustedProxies: trusted, FormKey: formKey, SynapseSecret: synapseSecret,
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
-		ServerName: c.Matrix.ServerName,
+		ServerName: c.Matrix.ServerName, Registration: registration,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }
