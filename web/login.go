@@ -67,7 +67,7 @@ func (h *openIDRoutes) showForm(w http.ResponseWriter, r *http.Request, a storag
 	p.Title = p.T("login.title")
 	form := loginForm{page: p, Action: h.Issuer + provider.LoginPath, ID: a.ID, CSRF: h.requestToken(r, a, loginFormName, ""),
 		Username: username, ClientName: h.clientName(r, a.ClientID), Error: problem, Remember: remember}
-	renderWithFormTarget(w, status, "login.html", form, origin(a.RedirectURI))
+	renderWithCSP(w, status, "login.html", form, clientBoundCSP)
 }
 
 // clientName is what users are shown for a client: its name, else its ID.
@@ -274,7 +274,7 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 			form.Scopes = append(form.Scopes, line)
 		}
 	}
-	csp := pageCSP(formTarget(a.RedirectURI))
+	csp := clientBoundCSP
 	if c.Dynamic {
 		form.Dynamic, form.ClientHost = true, provider.ClientHost(c)
 		form.TOSURI, form.Policy = c.TOSURI, c.PolicyURI
@@ -291,21 +291,6 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 	hdr.Set("Content-Security-Policy", csp)
 	w.WriteHeader(http.StatusOK)
 	templates.ExecuteTemplate(w, "consent.html", form)
-}
-
-// formTarget is the source a page's form-action names for the redirect
-// that ends a login at uri: its origin, or for a private-use scheme
-// (com.example.app:/callback, RFC 8252 §7.1) the scheme alone, since such
-// a URI has no origin to name (CSP Level 3 §2.3.1, scheme-source).
-func formTarget(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme == "" {
-		return ""
-	}
-	if u.Host == "" {
-		return u.Scheme + ":"
-	}
-	return origin(uri)
 }
 
 // httpsOrigin is the origin of an https URL whose host is a plain DNS name

@@ -140,7 +140,7 @@ func (h *openIDRoutes) showLogoutConfirmation(w http.ResponseWriter, r *http.Req
 			f.Carry = append(f.Carry, hiddenField{name, v})
 		}
 	}
-	render(w, http.StatusOK, "logout.html", f)
+	renderWithCSP(w, http.StatusOK, "logout.html", f, clientBoundCSP)
 }
 
 // logoutToken is the CSRF token of the logout form: bound to the session

@@ -72,25 +72,30 @@ type page struct {
 	Brand  Branding
 }
 
-// pageCSP allows the pages nothing from elsewhere and no script at all.
-// Form submissions may go to mxidp and to formTarget: browsers apply
-// form-action to the redirects that follow a submission, and a login ends
-// in a redirect to the client.
-func pageCSP(formTarget string) string {
-	return "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' " + formTarget +
-		"; frame-ancestors 'none'; base-uri 'none'"
-}
+// clientBoundCSP allows the pages nothing from elsewhere and no script at
+// all. It is the policy of the pages whose form ends at a client: login,
+// consent, logout. They name no form-action: browsers apply it to every
+// redirect that follows a submission (CSP Level 3 §6.4.1), and the chain
+// goes on past the client's redirect URI (Synapse's SSO callback sends the
+// browser on to the Matrix client, whose address mxidp cannot know), so
+// any list would break real logins. The forms' targets are fixed in the
+// templates, which escape every value.
+const clientBoundCSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// pageCSP is the policy of every other page: its forms post to mxidp and
+// end there.
+const pageCSP = clientBoundCSP + "; form-action 'self'"
 
 // render writes a page that must never be cached or framed.
 func render(w http.ResponseWriter, status int, name string, data any) {
-	renderWithFormTarget(w, status, name, data, "")
+	renderWithCSP(w, status, name, data, pageCSP)
 }
 
-func renderWithFormTarget(w http.ResponseWriter, status int, name string, data any, formTarget string) {
+func renderWithCSP(w http.ResponseWriter, status int, name string, data any, csp string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", pageCSP(formTarget))
+	h.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
 	templates.ExecuteTemplate(w, name, data)
 }
