@@ -285,12 +285,7 @@ func (h *openIDRoutes) showConsent(w http.ResponseWriter, r *http.Request, a sto
 			csp = strings.Replace(csp, "img-src 'self'", "img-src 'self' "+logo, 1)
 		}
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Security-Policy", csp)
-	w.WriteHeader(http.StatusOK)
-	templates.ExecuteTemplate(w, "consent.html", form)
+	renderWithCSP(w, http.StatusOK, "consent.html", form, csp)
 }
 
 // httpsOrigin is the origin of an https URL whose host is a plain DNS name

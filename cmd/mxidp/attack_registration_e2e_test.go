@@ -357,7 +357,7 @@ func TestRegistrationFloodFromOneNetworkGetsItsBurst(t *testing.T) {
 // nobody used are stored: past it, 503 until sign-ins or the purge free
 // room.
 func TestRegistrationsPastTheUnusedCapAreRefused(t *testing.T) {
-	eachRegistrationBackend(t, "throttle:\n  max_unused_registrations: 3\n", func(t *testing.T, e *openIDEnv) {
+	eachRegistrationBackend(t, "throttle:\n  registration_max_unused: 3\n", func(t *testing.T, e *openIDEnv) {
 		var created, full int
 		for i := range 6 {
 			// Each from a network of its own, named by the trusted proxy (loopback).
