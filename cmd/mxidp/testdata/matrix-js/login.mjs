@@ -7,13 +7,13 @@
 //
 //	node login.mjs HOMESERVER_URL REDIRECT_URI
 //
-// Protocol: JSON lines. The script prints {"step":"authorize",...} with the
-// authorization URL, reads one line {"code":...,"state":...} (or
-// {"error":...}) with what came back to REDIRECT_URI, then prints one line
-// per further step up to {"step":"revoke"}, reads one more line (the Go
-// test's go-ahead once the device is gone from the homeserver), tries the
-// dead tokens and prints {"step":"done"}. Any failure prints
-// {"step":"error","error":...} and exits 1.
+// Protocol: JSON lines, in lock-step. Each step prints one line
+// {"step":NAME,...} and waits for one line back before it goes on, so that
+// the Go test checks the homeserver's state at that point: the answer to
+// {"step":"authorize","url":...} is {"code":...,"state":...} (or
+// {"error":...}) from REDIRECT_URI, any other answer is an
+// acknowledgement. {"step":"done"} ends the run (exit 0); any failure
+// prints {"step":"error","error":...} and exits 1.
 //
 // What Node must supply: nothing beyond Node 20 itself. The SDK's OAuth
 // code needs only globalThis.fetch and globalThis.crypto (getRandomValues,
@@ -52,6 +52,12 @@ function emit(step, fields) {
 	process.stdout.write(JSON.stringify({ step, ...fields }) + "\n");
 }
 
+// step prints a step and returns the Go test's answer to it.
+async function step(name, fields) {
+	emit(name, fields);
+	return JSON.parse(await readLine());
+}
+
 // describe turns what the SDK threw into something the Go test can assert
 // on: Matrix errors keep their status and errcode, OAuth 2.0 errors their
 // RFC 6749 §5.2 error code.
@@ -85,7 +91,7 @@ const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 async function readLine() {
 	const { value, done } = await lines.next();
 	if (done) {
-		throw new Error("standard input closed before the Go test's next line");
+		throw new Error("standard input closed before the Go test answered");
 	}
 	return value;
 }
@@ -100,7 +106,7 @@ async function main() {
 	const discovery = sdk.createClient({ baseUrl: homeserverUrl, logger: logger.getChild("discovery ") });
 	const metadata = await discovery.getAuthMetadata();
 	discovery.stopClient();
-	emit("metadata", { metadata });
+	await step("metadata", { metadata });
 
 	// Dynamic registration (Matrix spec, "Client registration"; RFC 7591) as
 	// a native application with a loopback redirect (RFC 8252 §7.3). The SDK
@@ -127,7 +133,7 @@ async function main() {
 	// A loopback listener sees only the query (RFC 8252 §7.3), not a
 	// fragment, so the native client asks for response_mode=query.
 	const url = await oauth.generateAuthorizationCodeGrantUrl(state, redirectUri, "query");
-	emit("authorize", {
+	const response = await step("authorize", {
 		url,
 		client_id: clientId,
 		device_id: deviceId,
@@ -135,7 +141,6 @@ async function main() {
 		scope: new URL(url).searchParams.get("scope"),
 	});
 
-	const response = JSON.parse(await readLine());
 	if (response.error) {
 		throw new Error(`authorization failed: ${response.error} ${response.error_description ?? ""}`.trim());
 	}
@@ -147,24 +152,24 @@ async function main() {
 	if (!tokens.refresh_token) {
 		throw new Error("the token response has no refresh token");
 	}
-	emit("token", tokens);
+	await step("token", tokens);
 	const me = await whoami(tokens.access_token);
-	emit("whoami", me);
+	await step("whoami", me);
 	if (!me.ok) {
 		throw new Error(`whoami with the new access token: ${me.error}`);
 	}
 
 	const refreshed = await oauth.performRefreshTokenGrant(tokens.refresh_token);
-	emit("refresh", refreshed);
+	await step("refresh", refreshed);
 	const meAgain = await whoami(refreshed.access_token);
-	emit("whoami_refreshed", meAgain);
+	await step("whoami_refreshed", meAgain);
 	if (!meAgain.ok) {
 		throw new Error(`whoami with the refreshed access token: ${meAgain.error}`);
 	}
 	// The refresh token of the first grant is spent (RFC 9700 §4.14.2:
 	// rotation); what the first access token does now is reported, not
 	// judged: the homeserver may cache its introspection.
-	emit("old_access_token", await whoami(tokens.access_token));
+	await step("old_access_token", await whoami(tokens.access_token));
 
 	// Logout as Element Web does it with an OAuth session (Element Web
 	// src/stores/oidc/OidcClientStore.ts, revokeTokens): revoke the access
@@ -175,7 +180,7 @@ async function main() {
 		oauth.revokeToken(refreshed.access_token, "access_token"),
 		oauth.revokeToken(newRefresh, "refresh_token"),
 	]);
-	emit("revoke", {
+	await step("revoke", {
 		access_token: revoked[0].status === "fulfilled" ? { ok: true } : { ok: false, ...describe(revoked[0].reason) },
 		refresh_token: revoked[1].status === "fulfilled" ? { ok: true } : { ok: false, ...describe(revoked[1].reason) },
 	});
@@ -185,15 +190,16 @@ async function main() {
 		}
 	}
 	// The revocation ends the device in the homeserver on mxidp's side; the
-	// Go test says when it has seen the device go, then the tokens are tried.
-	await readLine();
-	emit("whoami_after_logout", await whoami(refreshed.access_token));
+	// Go test answers "revoke" once it has seen the device go, then the
+	// tokens are tried.
+	await step("whoami_after_logout", await whoami(refreshed.access_token));
+	let again = { ok: true };
 	try {
 		await oauth.performRefreshTokenGrant(newRefresh);
-		emit("refresh_after_logout", { ok: true });
 	} catch (err) {
-		emit("refresh_after_logout", { ok: false, ...describe(err) });
+		again = { ok: false, ...describe(err) };
 	}
+	await step("refresh_after_logout", again);
 	emit("done", {});
 }
 
