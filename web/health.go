@@ -103,6 +103,7 @@ var gatedRoutes = map[string]gateKind{
 	"/revoke":                         gateAPI,
 	"/userinfo":                       gateAPI,
 	provider.SynapseIntrospectionPath: gateAPI,
+	provider.RegistrationPath:         gateAPI,
 	"/authorize":                      gatePage,
 	"/authorize/callback":             gatePage,
 	"/end_session":                    gatePage,

@@ -67,6 +67,11 @@ type clientJSON struct {
 	SkipConsent            bool      `json:"skip_consent"`
 	BackchannelLogoutURI   string    `json:"backchannel_logout_uri"`
 	CreatedAt              time.Time `json:"created_at"`
+	// Dynamic clients registered themselves (next-gen auth); their name
+	// and client_uri are what they said of themselves.
+	Dynamic   bool   `json:"dynamic"`
+	Name      string `json:"client_name,omitempty"`
+	ClientURI string `json:"client_uri,omitempty"`
 }
 
 func (a *app) clientListCommand() *cobra.Command {
@@ -84,7 +89,8 @@ func (a *app) clientListCommand() *cobra.Command {
 				if asJSON {
 					out := make([]clientJSON, 0, len(clients))
 					for _, c := range clients {
-						out = append(out, clientJSON{c.ID, c.Public, c.RedirectURIs, c.PostLogoutRedirectURIs, c.SkipConsent, c.BackchannelLogoutURI, c.CreatedAt})
+						out = append(out, clientJSON{c.ID, c.Public, c.RedirectURIs, c.PostLogoutRedirectURIs, c.SkipConsent,
+							c.BackchannelLogoutURI, c.CreatedAt, c.Dynamic, c.Name, c.ClientURI})
 					}
 					return printJSON(a, out)
 				}
@@ -94,6 +100,9 @@ func (a *app) clientListCommand() *cobra.Command {
 					kind, consent := "confidential", "asked"
 					if c.Public {
 						kind = "public"
+					}
+					if c.Dynamic {
+						kind = "registered" // by itself, at /oauth2/registration
 					}
 					if c.SkipConsent {
 						consent = "skipped"
