@@ -20,6 +20,12 @@ import (
 // password or a disabled account, so that none of them can be told apart.
 var ErrBadCredentials = errors.New("unknown user or wrong password")
 
+// ErrAccountDisabled is the ErrBadCredentials of a right password for a
+// disabled account. Doors that may say so to whoever knows the password
+// (Matrix's /login answers M_USER_DEACTIVATED) tell it apart; it costs the
+// same as any other refusal, so that it tells nothing to anyone else.
+var ErrAccountDisabled = fmt.Errorf("%w: the account is disabled", ErrBadCredentials)
+
 // Login checks passwords and keeps browser sessions. The login page and
 // the REST service both decide passwords here, so every rule (hash
 // upgrades, disabled accounts, throttling and audit) holds at both doors.
@@ -288,6 +294,9 @@ func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, ti
 	took += time.Since(start)
 	if usable {
 		l.storedCost.add(took)
+	}
+	if reason == "account disabled" {
+		return storage.User{ID: u.ID}, reason, l.padding(took), ErrAccountDisabled
 	}
 	if reason != "" {
 		return storage.User{ID: u.ID}, reason, l.padding(took), ErrBadCredentials

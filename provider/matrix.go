@@ -200,21 +200,27 @@ func (o *OpenID) prepareDevice(ctx context.Context, r *authRequest) (bool, error
 		o.dropReservation(ctx, r.ID)
 		return false, errSynapseUnavailable.WithParent(err)
 	}
-	// The user's first device here: any device Synapse has for them is
-	// from before next-gen auth (logins through oidc_providers or a
-	// password provider), whose tokens Synapse no longer accepts. They go,
-	// so that the user's device list holds only what can be used.
-	if n, err := o.Store.CountMatrixDevices(ctx, u.ID); err == nil && n == 1 {
-		if err := o.Matrix.Synapse.SyncDevices(ctx, u.Username, []string{d.DeviceID}); err != nil {
-			o.Logger.Warn("removing the user's devices from before next-gen auth failed", "user_id", u.ID, "err", err)
-		}
-	}
+	o.clearDevicesFromBefore(ctx, u, d.DeviceID)
 	if err := o.Matrix.Synapse.UpsertDevice(ctx, u.Username, d.DeviceID, name); err != nil {
 		o.Logger.Error("creating the device in Synapse failed", "user_id", u.ID, "device_id", d.DeviceID, "err", err)
 		o.dropReservation(ctx, r.ID)
 		return false, errSynapseUnavailable.WithParent(err)
 	}
 	return true, nil
+}
+
+// clearDevicesFromBefore runs at the user's first device here: any device
+// Synapse has for them is from before next-gen auth (logins through
+// oidc_providers or a password provider), whose tokens Synapse no longer
+// accepts. They go, so that the user's device list holds only what can
+// be used.
+func (o *OpenID) clearDevicesFromBefore(ctx context.Context, u storage.User, deviceID string) {
+	if n, err := o.Store.CountMatrixDevices(ctx, u.ID); err != nil || n != 1 {
+		return
+	}
+	if err := o.Matrix.Synapse.SyncDevices(ctx, u.Username, []string{deviceID}); err != nil {
+		o.Logger.Warn("removing the user's devices from before next-gen auth failed", "user_id", u.ID, "err", err)
+	}
 }
 
 func (o *OpenID) dropReservation(ctx context.Context, familyID string) {
@@ -299,15 +305,20 @@ func (o *OpenID) IntrospectForSynapse(ctx context.Context, tokenID, subject stri
 	if err := o.Store.SeeMatrixDevice(ctx, d.FamilyID, now, deviceSeenInterval); err != nil {
 		o.Logger.Warn("recording a device's use failed", "err", err)
 	}
-	expiresIn := int64(t.ExpiresAt.Sub(now) / time.Second)
-	if expiresIn < 1 {
-		expiresIn = 1 // 0 would read as expired; the token is live for under a second more
-	}
-	return SynapseIntrospection{
+	answer := SynapseIntrospection{
 		Active: true, Scope: strings.Join(grantedMatrixScope(t.Scopes, d.DeviceID), " "), Username: d.Localpart,
-		DeviceID: d.DeviceID, Subject: t.UserID, ClientID: t.ClientID, TokenType: "access_token",
-		ExpiresIn: expiresIn, Expiry: t.ExpiresAt.Unix(), IssuedAt: t.CreatedAt.Unix(),
-	}, nil
+		DeviceID: d.DeviceID, Subject: t.UserID, ClientID: t.ClientID, TokenType: "access_token", IssuedAt: t.CreatedAt.Unix(),
+	}
+	// A compatibility token issued without a refresh token lasts until
+	// logout: no expires_in, which Synapse reads as "never expires".
+	if !t.ExpiresAt.Equal(neverExpires) {
+		answer.ExpiresIn = int64(t.ExpiresAt.Sub(now) / time.Second)
+		if answer.ExpiresIn < 1 {
+			answer.ExpiresIn = 1 // 0 would read as expired; the token is live for under a second more
+		}
+		answer.Expiry = t.ExpiresAt.Unix()
+	}
+	return answer, nil
 }
 
 // UserDevices returns the user's live Matrix devices, most recently used

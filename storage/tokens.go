@@ -178,6 +178,7 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 		{`DELETE FROM auth_requests WHERE expires_at <= $1 AND code_expires_at <= $1`, []any{now}},
 		{`DELETE FROM tokens WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM sessions WHERE expires_at <= $1`, []any{now}},
+		{`DELETE FROM matrix_login_tokens WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM session_clients WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = session_clients.session_id)`, nil},
 		// After the requests and tokens: a client whose last one just went is unused now.
 		{purgeUnusedClients[0], []any{now - int64(UnusedClientGrace/time.Second)}},

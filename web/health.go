@@ -90,10 +90,11 @@ func (h *health) failed(err error) {
 type gateKind int
 
 const (
-	gateNone gateKind = iota // no database: always served
-	gateAPI                  // OAuth/OpenID JSON endpoints
-	gatePage                 // pages a browser shows
-	gateREST                 // the ma1sd-compatible REST service
+	gateNone   gateKind = iota // no database: always served
+	gateAPI                    // OAuth/OpenID JSON endpoints
+	gatePage                   // pages a browser shows
+	gateREST                   // the ma1sd-compatible REST service
+	gateMatrix                 // the Matrix login compatibility layer: Matrix errors
 )
 
 // Routes served by zitadel/oidc at its default endpoints, and mxidp's own.
@@ -111,6 +112,18 @@ var gatedRoutes = map[string]gateKind{
 	consentPath:                       gatePage,
 	logoutPath:                        gatePage,
 	provider.AccountPath:              gatePage,
+}
+
+func init() {
+	// The compatibility layer's paths answer an outage as a Matrix API.
+	for _, v := range append([]string{"api/v1"}, compatVersions...) {
+		gatedRoutes["/_matrix/client/"+v+"/login"] = gateMatrix
+	}
+	for _, v := range compatVersions {
+		for _, p := range []string{"/logout", "/logout/all", "/refresh"} {
+			gatedRoutes["/_matrix/client/"+v+p] = gateMatrix
+		}
+	}
 }
 
 // unavailableJSON is OAuth's own error for an outage (RFC 6749 §4.1.2.1).
@@ -165,11 +178,14 @@ func (h *health) gate(hasOpenID, hasREST bool, page func(*http.Request) page) fu
 // refuse answers a request that needs the database while it is down.
 func (h *health) refuse(w http.ResponseWriter, r *http.Request, kind gateKind, page func(*http.Request) page) {
 	w.Header().Set("Retry-After", retryAfter)
-	if kind == gatePage {
+	switch kind {
+	case gatePage:
 		messagePage(w, page(r), http.StatusServiceUnavailable, "error.dbdown.title", "error.dbdown.text")
-		return
+	case gateMatrix:
+		matrixErr(w, http.StatusServiceUnavailable, "M_UNKNOWN", "the database is unreachable; try again in a few seconds")
+	default:
+		writeJSON(w, http.StatusServiceUnavailable, unavailableJSON)
 	}
-	writeJSON(w, http.StatusServiceUnavailable, unavailableJSON)
 }
 
 // rest serves the REST service, which answers for itself while the

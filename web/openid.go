@@ -85,6 +85,7 @@ func mountOpenID(r chi.Router, o OpenID) {
 	r.Post(logoutPath, h.logoutSubmit)
 	if o.SynapseSecret != "" {
 		r.Handle(provider.SynapseIntrospectionPath, newSynapseIntrospection(o))
+		h.mountCompat(r)
 	}
 	if o.Registration != nil {
 		h.mountRegistration(r, *o.Registration)

@@ -248,3 +248,13 @@ func deref(t reflect.Type) reflect.Type {
 	}
 	return t
 }
+
+// DecodeMatrixRequest is decode for mxidp's other Matrix doors (the
+// client-server API's /login, /logout, /refresh): nil, or the HTTP
+// status, Matrix errcode and message of the refusal.
+func DecodeMatrixRequest(body []byte, v any) (refused bool, status int, errcode, message string) {
+	if e := decode(body, v); e != nil {
+		return true, e.status, e.err.Errcode, e.err.Error
+	}
+	return false, 0, "", ""
+}
