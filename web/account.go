@@ -258,7 +258,15 @@ func (h *openIDRoutes) showDevice(r *http.Request, p page, d storage.MatrixDevic
 	name, ok := names[d.ClientID]
 	if !ok {
 		name = h.clientName(r, d.ClientID)
+		if d.ClientID == provider.CompatClientID {
+			name = p.T("account.compat.client")
+		}
 		names[d.ClientID] = name
+	}
+	if d.ClientID == provider.CompatClientID && d.DisplayName != "" {
+		// A password login names its device itself
+		// (initial_device_display_name).
+		name = d.DisplayName + " · " + name
 	}
 	base := h.Issuer + provider.AccountPath + "?"
 	q := func(action string) string {

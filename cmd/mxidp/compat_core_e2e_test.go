@@ -65,6 +65,13 @@ func TestCompatPasswordLoginLogoutAndRefreshAgainstSynapse(t *testing.T) {
 			if _, intro := n.introspect(n.secret, token); intro["expires_in"] != nil || intro["active"] != true {
 				t.Errorf("a non-refreshable compatibility token: %v; want active without expires_in", intro)
 			}
+			// The account page lists the password login beside OAuth ones.
+			b := newBrowser(t)
+			page := b.accountSignIn(b.get(n.issuer+"/account"), "alice", alicePassword)
+			if page.status == http.StatusSeeOther {
+				page = b.get(page.location)
+			}
+			wantPage(t, "the account page", page, http.StatusOK, "BOTDEVICE", "sync bot · Matrix login (password or single sign-on)")
 			// The same device_id again: the device's old token goes, the device stays.
 			_, again := n.compatCall(http.MethodPost, "/_matrix/client/v3/login", "", passwordLoginBody("@alice:"+n.syn.ServerName, alicePassword,
 				map[string]any{"device_id": "BOTDEVICE", "refresh_token": true}))
