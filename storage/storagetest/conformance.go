@@ -66,6 +66,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
 		{"RepeatedAuditEventsAreCountedInOneRowPerWindow", testRepeatedAuditEventsAreCountedInOneRowPerWindow},
 		{"MatrixDevicesLiveWhileTheirFamilyHasALiveToken", testMatrixDevicesLiveWhileTheirFamilyHasALiveToken},
+		{"PasswordLoginIsAllowedUntilRefusedPerAccount", testPasswordLoginIsAllowedUntilRefusedPerAccount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
