@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mxidp/mxidp/provider/synapse"
 	"github.com/mxidp/mxidp/storage"
@@ -27,6 +28,7 @@ const (
 	ScopeMatrixDeviceUnstable  = "urn:matrix:org.matrix.msc2967.client:device:"
 	scopeSynapseAdmin          = "urn:synapse:admin:*"
 	maxDeviceIDLength          = 255 // Synapse refuses longer device IDs
+	maxDeviceNameLength        = 100 // characters; Synapse refuses longer device names
 	generatedDeviceIDLength    = 10  // as Synapse generates them
 	deviceReservationGrace     = time.Minute
 	deviceSeenInterval         = time.Minute
@@ -179,10 +181,7 @@ func (o *OpenID) prepareDevice(ctx context.Context, r *authRequest) (bool, error
 		return false, oidc.ErrInvalidGrant().WithDescription("the user may no longer log in").WithParent(err)
 	}
 	client, _ := o.client(ctx, r.ClientID)
-	name := client.Name
-	if name == "" {
-		name = client.ID
-	}
+	name := deviceName(client)
 	d := storage.MatrixDevice{FamilyID: r.ID, UserID: u.ID, Localpart: u.Username, DeviceID: m.devices[0],
 		ClientID: r.ClientID, SessionID: r.SessionID, DisplayName: name}
 	if err := o.Store.ReserveMatrixDevice(ctx, d); errors.Is(err, storage.ErrAlreadyExists) {
@@ -221,6 +220,22 @@ func (o *OpenID) clearDevicesFromBefore(ctx context.Context, u storage.User, dev
 	if err := o.Matrix.Synapse.SyncDevices(ctx, u.Username, []string{deviceID}); err != nil {
 		o.Logger.Warn("removing the user's devices from before next-gen auth failed", "user_id", u.ID, "err", err)
 	}
+}
+
+// deviceName is what a client's devices are called in Synapse: its name,
+// else its ID, cut to the characters Synapse takes (Synapse
+// synapse/handlers/device.py, MAX_DEVICE_DISPLAY_NAME_LEN), since a
+// client that registered itself may have a longer name and Synapse
+// refuses the whole device for it.
+func deviceName(c storage.Client) string {
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	if utf8.RuneCountInString(name) > maxDeviceNameLength {
+		name = string([]rune(name)[:maxDeviceNameLength])
+	}
+	return name
 }
 
 func (o *OpenID) dropReservation(ctx context.Context, familyID string) {
@@ -447,13 +462,17 @@ func (c *DeviceCleanup) now() time.Time {
 }
 
 // Round deletes the dead devices it finds, up to a batch, and returns how
-// many went.
+// many went. A device Synapse refuses to delete (it answered, with an
+// error) is left for a later round, and the round goes on with the
+// others: one device Synapse keeps refusing must not keep every later one
+// alive in Synapse. When Synapse cannot be reached, the round stops.
 func (c *DeviceCleanup) Round(ctx context.Context) (int, error) {
 	dead, err := c.Store.DeadMatrixDevices(ctx, c.now().Add(-deviceReservationGrace), deviceCleanupBatch)
 	if err != nil {
 		return 0, err
 	}
 	done := 0
+	var refused error             // the first device Synapse refused this round
 	departed := map[string]bool{} // user ID → locked and synced this round
 	for _, d := range dead {
 		gone, err := c.departed(ctx, d.UserID)
@@ -461,14 +480,22 @@ func (c *DeviceCleanup) Round(ctx context.Context) (int, error) {
 			return done, err
 		}
 		if gone && !departed[d.UserID] {
-			if err := c.lockOut(ctx, d); err != nil {
-				return done, err
-			}
-			departed[d.UserID] = true
+			err = c.lockOut(ctx, d)
+			departed[d.UserID] = err == nil
 		} else if !gone {
-			if err := c.Synapse.DeleteDevice(ctx, d.Localpart, d.DeviceID); err != nil {
-				return done, fmt.Errorf("delete device %s: %w", d.DeviceID, err)
+			if err = c.Synapse.DeleteDevice(ctx, d.Localpart, d.DeviceID); err != nil {
+				err = fmt.Errorf("delete device %s: %w", d.DeviceID, err)
 			}
+		}
+		var answered *synapse.Error
+		if errors.As(err, &answered) {
+			if refused == nil {
+				refused = err
+			}
+			continue
+		}
+		if err != nil {
+			return done, err
 		}
 		if err := c.Store.DeleteMatrixDevice(ctx, d.FamilyID); err != nil {
 			return done, err
@@ -476,7 +503,7 @@ func (c *DeviceCleanup) Round(ctx context.Context) (int, error) {
 		c.Logger.Info("Matrix device deleted in Synapse", "user_id", d.UserID, "device_id", d.DeviceID)
 		done++
 	}
-	return done, nil
+	return done, refused
 }
 
 // departed reports whether the account source no longer lets the user in.
