@@ -339,8 +339,14 @@ func (a *Accounts) RotateClientSecret(ctx context.Context, id, chosen string) (s
 	return secret, a.audit(ctx, err, storage.AuditEvent{Event: "client.secret_rotated", ClientID: id})
 }
 
-// RemoveClient deletes a client registration.
+// RemoveClient deletes a client registration and revokes every token it
+// was issued: an operator removes a client to end what it holds (its
+// Matrix devices then go from Synapse with the device cleanup), and the
+// tokens would otherwise stay usable until they expire.
 func (a *Accounts) RemoveClient(ctx context.Context, id string) error {
+	if err := a.Store.RevokeClientTokens(ctx, id); err != nil {
+		return err
+	}
 	err := a.Store.DeleteClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("no client %q: %w", id, err)

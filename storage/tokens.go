@@ -148,6 +148,15 @@ func (s *Store) RevokeFamily(ctx context.Context, familyID string) error {
 	return nil
 }
 
+// RevokeClientTokens revokes every token issued to a client.
+func (s *Store) RevokeClientTokens(ctx context.Context, clientID string) error {
+	_, err := s.exec(ctx, nil, `UPDATE tokens SET revoked = TRUE WHERE client_id = $1`, clientID)
+	if err != nil {
+		return fmt.Errorf("revoke the tokens of client %q: %w", clientID, err)
+	}
+	return nil
+}
+
 // RevokeToken revokes one token by ID.
 func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	_, err := s.exec(ctx, nil, `UPDATE tokens SET revoked = TRUE WHERE id = $1`, id)

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,6 +372,42 @@ func TestDeviceCleanupGoesOnPastADeviceSynapseRefusesToDelete(t *testing.T) {
 			if e.syn.hasDevice("alice", "OTHERDEVICE") || !e.syn.hasDevice("alice", "STUCKDEVICE") {
 				t.Errorf("Synapse's devices of alice: other %v, stuck %v; want only the refused one left",
 					e.syn.hasDevice("alice", "OTHERDEVICE"), e.syn.hasDevice("alice", "STUCKDEVICE"))
+			}
+		})
+	}
+}
+
+// An operator who removes a client (one that registered itself to phish,
+// say) ends what it holds: its Matrix tokens are inactive at once, and
+// their devices go from Synapse.
+func TestRemovedClientsMatrixLoginsEnd(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			n := startNextGen(t, backend, "")
+			phish := wantRegistered(t, n.register(metadata(map[string]any{"client_name": "Totally Element"}), "application/json"))
+			g := n.registeredCode(newBrowser(t), phish, matrixScopes("PHISHED001")...)
+			tok := tokenOf(t, "the phishing client's login", n.redeem(g, phish, g.verifier))
+			element := n.addClient("element")
+			kept := n.matrixLogin(element, "ELEMENTDEV")
+			if status, _, _ := n.syn.whoami(tok.AccessToken); status != http.StatusOK {
+				t.Fatalf("whoami of the phishing client's token: %d", status)
+			}
+			n.d.cli("client", "remove", phish)
+			if _, got := n.introspect(n.secret, tok.AccessToken); got["active"] != false {
+				t.Errorf("introspection of a removed client's token: %v; want inactive", got)
+			}
+			waitFor(t, 10*time.Second, "the removed client's device deleted in Synapse", func() bool {
+				return !slices.Contains(n.syn.devices("alice"), "PHISHED001")
+			})
+			if status, _, _ := n.syn.whoami(tok.AccessToken); status != http.StatusUnauthorized {
+				t.Errorf("whoami with the removed client's token: %d, want 401", status)
+			}
+			refresh := n.post(n.meta.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {phish}}, "", "")
+			if refresh.status < 400 || strings.Contains(string(refresh.body), "access_token") {
+				t.Errorf("refresh by the removed client: %d %s", refresh.status, refresh.body)
+			}
+			if status, _, _ := n.syn.whoami(kept.AccessToken); status != http.StatusOK {
+				t.Errorf("another client's login after the removal: whoami %d", status)
 			}
 		})
 	}
