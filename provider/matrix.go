@@ -480,8 +480,9 @@ func (c *DeviceCleanup) Round(ctx context.Context) (int, error) {
 			return done, err
 		}
 		if gone && !departed[d.UserID] {
-			err = c.lockOut(ctx, d)
-			departed[d.UserID] = err == nil
+			var all bool
+			all, err = c.lockOut(ctx, d)
+			departed[d.UserID] = err == nil && all
 		} else if !gone {
 			if err = c.Synapse.DeleteDevice(ctx, d.Localpart, d.DeviceID); err != nil {
 				err = fmt.Errorf("delete device %s: %w", d.DeviceID, err)
@@ -519,16 +520,29 @@ func (c *DeviceCleanup) departed(ctx context.Context, userID string) (bool, erro
 }
 
 // lockOut locks a departed user in Synapse and removes all their devices
-// there. Their live logins were all revoked when they were disabled, so
-// none of the devices is still in use.
-func (c *DeviceCleanup) lockOut(ctx context.Context, d storage.MatrixDevice) error {
+// there, and reports that it did. Their live logins were all revoked when
+// they were disabled, so none of the devices is still in use. A Matrix ID
+// that another account holds now (the platform gave the username to
+// someone else) is that account's: it is not locked, and only the
+// departed user's device d goes.
+func (c *DeviceCleanup) lockOut(ctx context.Context, d storage.MatrixDevice) (bool, error) {
+	holder, err := c.Users.UserByUsername(ctx, d.Localpart)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return false, err // the source is unreachable: decide nothing
+	}
+	if err == nil && holder.ID != d.UserID && !holder.Disabled {
+		if err := c.Synapse.DeleteDevice(ctx, d.Localpart, d.DeviceID); err != nil {
+			return false, fmt.Errorf("delete device %s: %w", d.DeviceID, err)
+		}
+		return false, nil
+	}
 	locked := true
 	if err := c.Synapse.ProvisionUser(ctx, synapse.Provision{Localpart: d.Localpart, Locked: &locked}); err != nil {
-		return fmt.Errorf("lock user: %w", err)
+		return false, fmt.Errorf("lock user: %w", err)
 	}
 	if err := c.Synapse.SyncDevices(ctx, d.Localpart, nil); err != nil {
-		return fmt.Errorf("remove the devices of a departed user: %w", err)
+		return false, fmt.Errorf("remove the devices of a departed user: %w", err)
 	}
 	c.Logger.Info("user locked in Synapse and every device removed", "user_id", d.UserID)
-	return nil
+	return true, nil
 }

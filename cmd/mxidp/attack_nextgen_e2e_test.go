@@ -412,3 +412,66 @@ func TestRemovedClientsMatrixLoginsEnd(t *testing.T) {
 		})
 	}
 }
+
+// A platform that disables an account and gives its username to a new
+// one (renaming the old account away) leaves the departed account's
+// devices to the cleanup. Their Matrix ID is the new account's now: the
+// cleanup deletes the departed account's devices, and neither locks that
+// Matrix ID nor removes the new account's devices.
+func TestDeviceCleanupLocksNoAccountThatNowHoldsTheLocalpart(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			users := platformUsers(t)[:2]
+			platformURL, db := storagetest.DjangoPlatform(t, backend)
+			storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
+			quote := func(s string) string { return fmt.Sprintf("%q", s) }
+			q := storagetest.DjangoQueries(backend)
+			n := startNextGenNoAlice(t, backend, fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n    check_interval: 1h\n"+
+				"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
+				quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+			c := n.addClient("element")
+			login := func(deviceID, password string) *oauth2.Token {
+				t.Helper()
+				cfg := n.config(c, oauth2.AuthStyleInHeader, matrixScopes(deviceID)...)
+				return n.exchange(cfg, n.authorizeWith(newBrowser(t), cfg, randomAlnum(30), []string{password})).token
+			}
+			login("OLDALICE01", users[0].password)
+
+			// The platform disables the first alice, renames her away and
+			// gives "alice" to a new account, who signs in to Matrix.
+			if _, err := db.Exec(`UPDATE auth_user SET is_active = FALSE, username = 'alice_departed' WHERE id = 1`); err != nil {
+				t.Fatal(err)
+			}
+			newcomer := users[1].DjangoUser
+			newcomer.Username, newcomer.Email = "alice", "new.alice@example.net"
+			storagetest.AddDjangoUsers(t, db, newcomer)
+			tok := login("NEWALICE01", users[1].password)
+			if status, user, _ := n.syn.whoami(tok.AccessToken); status != http.StatusOK || user != "@alice:"+n.syn.ServerName {
+				t.Fatalf("the new alice's whoami: %d %q", status, user)
+			}
+
+			// The check of departed users ends the first alice's logins
+			// (it runs every check_interval; here, now).
+			store := (&cli{t: t, env: n.d.env}).store()
+			if _, err := store.DB().ExecContext(n.ctx, `UPDATE tokens SET revoked = TRUE WHERE user_id = '1'`); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the departed account's device cleaned up", func() bool {
+				var left int
+				if err := store.DB().QueryRowContext(n.ctx, `SELECT COUNT(*) FROM matrix_devices WHERE user_id = '1'`).Scan(&left); err != nil {
+					t.Fatal(err)
+				}
+				return left == 0
+			})
+			if status, _, device := n.syn.whoami(tok.AccessToken); status != http.StatusOK || device != "NEWALICE01" {
+				t.Errorf("the new alice after the cleanup: whoami %d %q", status, device)
+			}
+			if got := n.syn.devices("alice"); !slices.Equal(got, []string{"NEWALICE01"}) {
+				t.Errorf("Synapse's devices of @alice: %v; want the new account's alone", got)
+			}
+			if n.syn.userLocked("alice") {
+				t.Error("the cleanup locked @alice, the new account's Matrix ID")
+			}
+		})
+	}
+}
