@@ -675,3 +675,104 @@ func (e *openIDEnv) authorizeAgain(t *testing.T, b *browser, cfg *oauth2.Config,
 	}
 	return noteSecret(u.Query().Get("code"))
 }
+
+// Redirect URIs that look like loopback or like the client's own host but
+// are not, in every spelling a URL parser or a resolver might read as
+// one, are refused at registration; and at the authorization endpoint, a
+// registered loopback or private-use redirect matches in no other
+// spelling (case, dot segments, percent-encoding, an empty or six-digit
+// port, a trailing dot).
+func TestRegistrationRefusesRedirectURILookalikes(t *testing.T) {
+	refused := []struct{ appType, uri, says string }{
+		{"native", "http://127.0.0.1.evil.com/callback", "loopback"},
+		{"native", "http://localhost.evil.com/callback", "loopback"},
+		{"native", "http://localhost./callback", "loopback"},
+		{"native", "http://LOCALHOST/callback", "loopback"},
+		{"native", "http://[0:0:0:0:0:0:0:1]/callback", "loopback"},
+		{"native", "http://[::ffff:127.0.0.1]/callback", "loopback"},
+		{"native", "http://2130706433/callback", "loopback"},
+		{"native", "http://0x7f.0.0.1/callback", "loopback"},
+		{"native", "http://127.1/callback", "loopback"},
+		{"native", "http://%6c%6fcalhost/callback", "loopback"},
+		{"native", "HTTP://127.0.0.1/callback", "lower-case scheme"},
+		{"native", "http:127.0.0.1/callback", "no host"},
+		{"native", "http:/127.0.0.1/callback", "no host"},
+		{"native", "http://127.0.0.1:0/callback", "port"},
+		{"native", "http://127.0.0.1:65536/callback", "port"},
+		{"native", "http://127.0.0.1:+80/callback", "port"},
+		{"native", `http://127.0.0.1\@evil.com/callback`, "unencoded"},
+		{"native", "http://127.0.0.1%2f@evil.com/callback", "user"},
+		{"native", "ORG.example.chat:/callback", "lower-case scheme"},
+		{"native", "org.exampl:/callback", "org.example"},
+		{"native", "org.example@evil:/callback", "lower-case scheme"},
+		{"web", "https://example.org./callback", "DNS name"},
+		{"web", "https://EXAMPLE.org/callback", "lower case"},
+		{"web", "https://ex%61mple.org/callback", "DNS name"},
+		{"web", "https://example.org%2f.evil.com/callback", "DNS name"},
+		{"web", "https://example.org:443@evil.com/callback", "user"},
+		{"web", "https://xn--exmple-cua.org/callback", "must be on example.org"},
+		{"web", `https://evil.com\.example.org/callback`, "unencoded"},
+		{"web", "https://evil.com/.example.org/callback", "must be on example.org"},
+		{"web", "https://[::1]/callback", "IP address"},
+		{"web", "https://93.184.215.14/callback", "IP address"},
+	}
+	eachRegistrationBackend(t, "", func(t *testing.T, e *openIDEnv) {
+		for _, tc := range refused {
+			r := e.register(metadata(map[string]any{"application_type": tc.appType, "redirect_uris": []string{tc.uri}}), "application/json")
+			desc, _ := r.json["error_description"].(string)
+			if r.status != http.StatusBadRequest || r.json["error"] != "invalid_redirect_uri" || !strings.Contains(desc, tc.says) {
+				t.Errorf("%s redirect_uri %s: %s; want 400 invalid_redirect_uri saying %q", tc.appType, tc.uri, r, tc.says)
+			}
+		}
+		if clients, audited := e.dynamicClients(); clients != 0 || audited != 0 {
+			t.Errorf("after the refused look-alikes: %d clients, %d audit events; want none", clients, audited)
+		}
+
+		native := wantRegistered(t, e.register(metadata(nil), "application/json"))
+		for _, redirect := range []string{
+			"http://127.0.0.1:40123/callback%2F..%2Fother", "http://127.0.0.1:40123/Callback", "http://127.0.0.1:40123//callback",
+			"http://127.0.0.1:40123/callback/.", "http://127.0.0.1:40123/./callback", "http://127.0.0.1:40123/callback?",
+			"http://127.0.0.1:/callback", "http://127.0.0.1:123456/callback", "http://127.0.0.1.:40123/callback",
+			"http://0127.0.0.1:40123/callback", "http://127.0.0.1:40123/%63allback", "http://127.0.0.1:40123/callback%00",
+			"org.example.chat:/callback/../other", "org.example.chat:/Callback", "ORG.example.chat:/callback", "org.example.chat:callback",
+		} {
+			b := newBrowser(t)
+			p := b.until(b.get(nativeAuthURL(e, native, redirect, oidc.ScopeOpenID)), redirect)
+			if _, isLogin := parseLoginForm(p); isLogin || p.status != http.StatusBadRequest || p.location != "" {
+				t.Errorf("redirect_uri %s for the registered native client: %d (login form %v), Location %q; want the error page, no redirect",
+					redirect, p.status, isLogin, p.location)
+			}
+		}
+	})
+}
+
+// Changing /64 within one IPv6 /48 buys no more registrations than the
+// site's budget (clientip.SiteNetworks networks' bursts), and another site
+// keeps its own.
+func TestRegistrationFloodFromManyIPv6NetworksOfOneSiteIsBounded(t *testing.T) {
+	eachRegistrationBackend(t, "throttle:\n  registration_burst: 2\n  registration_per_second: 0.001\n", func(t *testing.T, e *openIDEnv) {
+		created := 0
+		for i := range 40 {
+			for range 2 {
+				// Each /64 of 2001:db8:1::/48, named by the trusted proxy (loopback).
+				r := e.register(metadata(nil), "application/json", "X-Forwarded-For", fmt.Sprintf("2001:db8:1:%x::1", i))
+				switch r.status {
+				case http.StatusCreated:
+					created++
+				case http.StatusTooManyRequests:
+				default:
+					t.Fatalf("registration from /64 %d: %s", i, r)
+				}
+			}
+		}
+		if created != 2*16 {
+			t.Errorf("80 registrations from 40 /64s of one /48: %d created; want the site's budget, 32", created)
+		}
+		if r := e.register(metadata(nil), "application/json", "X-Forwarded-For", "2001:db8:2::1"); r.status != http.StatusCreated {
+			t.Errorf("a registration from another /48 after the flood: %s; want 201", r)
+		}
+		if clients, _ := e.dynamicClients(); clients != 33 {
+			t.Errorf("%d dynamic clients stored; want 33", clients)
+		}
+	})
+}
