@@ -475,3 +475,80 @@ func TestDeviceCleanupLocksNoAccountThatNowHoldsTheLocalpart(t *testing.T) {
 		})
 	}
 }
+
+// A user the platform disables is refused at once, long before the check
+// of departed users ends their logins: Synapse's next introspection of
+// their token says inactive and nothing else, their refresh token is
+// refused, and their browser's session no longer opens the account page.
+func TestSynapseIntrospectionRefusesAPlatformUserTheMomentTheyAreDisabled(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			users := platformUsers(t)[:1]
+			platformURL, db := storagetest.DjangoPlatform(t, backend)
+			storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
+			quote := func(s string) string { return fmt.Sprintf("%q", s) }
+			q := storagetest.DjangoQueries(backend)
+			n := startNextGenNoAlice(t, backend, fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n    check_interval: 1h\n"+
+				"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
+				quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+			c := n.addClient("element")
+			cfg := n.config(c, oauth2.AuthStyleInHeader, matrixScopes("DISABLED01")...)
+			b := newBrowser(t)
+			tok := n.exchange(cfg, n.authorizeWith(b, cfg, randomAlnum(30), []string{users[0].password})).token
+			if _, got := n.introspect(n.secret, tok.AccessToken); got["active"] != true {
+				t.Fatalf("introspection before: %v", got)
+			}
+			if p := b.get(n.issuer + "/account"); !strings.Contains(p.body, "DISABLED01") {
+				t.Fatalf("the account page before: %d\n%.1000s", p.status, p.body)
+			}
+			if _, err := db.Exec(`UPDATE auth_user SET is_active = FALSE WHERE id = 1`); err != nil {
+				t.Fatal(err)
+			}
+			if status, got := n.introspect(n.secret, tok.AccessToken); status != http.StatusOK || got["active"] != false || len(got) != 1 {
+				t.Errorf("introspection of a disabled user's token: %d %v; want {active: false} alone", status, got)
+			}
+			a := n.post(n.meta.Token, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, c.id, c.secret)
+			wantOAuthError(t, "a disabled user's refresh", a, "invalid_grant")
+			p := b.get(n.issuer + "/account")
+			wantSignInForm(t, "the account page of a disabled user's session", p)
+			if strings.Contains(p.body, "DISABLED01") || strings.Contains(p.body, "@alice:") {
+				t.Errorf("the account page shows a disabled user's sessions:\n%.2000s", p.body)
+			}
+		})
+	}
+}
+
+// Discovery in next-gen auth, which Synapse hands to every Matrix client,
+// offers nothing mxidp refuses or must never grant: PKCE S256 alone, the
+// code flow alone, no "create" prompt (accounts come from the platform),
+// no admin scope.
+func TestNextGenDiscoveryOffersNothingMxidpRefuses(t *testing.T) {
+	e := startAccount(t, storagetest.Backends[0], "")
+	status, body := e.s.get("/.well-known/openid-configuration")
+	var d map[string]any
+	if status != http.StatusOK || json.Unmarshal(body, &d) != nil {
+		t.Fatalf("discovery: %d %s", status, body)
+	}
+	list := func(key string) []string { return anyStrings(d[key]) }
+	for key, want := range map[string][]string{
+		"code_challenge_methods_supported": {"S256"},
+		"grant_types_supported":            {"authorization_code", "refresh_token"},
+		"response_types_supported":         {"code"},
+	} {
+		if got := list(key); !slices.Equal(got, want) {
+			t.Errorf("%s = %v; want %v", key, got, want)
+		}
+	}
+	if got := list("prompt_values_supported"); slices.Contains(got, "create") || !slices.Contains(got, "consent") {
+		t.Errorf("prompt_values_supported = %v; want consent among them and no create", got)
+	}
+	if got := list("scopes_supported"); slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "admin") }) ||
+		!slices.Contains(got, "urn:matrix:client:api:*") {
+		t.Errorf("scopes_supported = %v; want the Matrix API scope and no admin scope", got)
+	}
+	for _, key := range []string{"registration_endpoint", "account_management_uri", "revocation_endpoint", "token_endpoint"} {
+		if u, _ := d[key].(string); !strings.HasPrefix(u, e.issuer+"/") {
+			t.Errorf("%s = %q; want an address of mxidp's (%s)", key, u, e.issuer)
+		}
+	}
+}
