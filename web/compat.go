@@ -233,6 +233,17 @@ func (h *openIDRoutes) compatPassword(w http.ResponseWriter, r *http.Request, re
 		matrixErr(w, http.StatusForbidden, "M_FORBIDDEN", "invalid username or password")
 		return storage.User{}, false
 	}
+	// Asked only of the right password, so that the answer tells nothing
+	// to whoever lacks it.
+	allowed, err := h.Storage.PasswordLoginAllowed(r.Context(), u, clientAddr(r, h.TrustedProxies))
+	if err != nil {
+		h.compatInternal(w, r, "load account settings", err)
+		return storage.User{}, false
+	}
+	if !allowed {
+		matrixErr(w, http.StatusForbidden, "M_FORBIDDEN", "this account signs in through the browser (m.login.sso)")
+		return storage.User{}, false
+	}
 	return u, true
 }
 

@@ -25,7 +25,7 @@ func noteSecret(s string) string {
 }
 
 // generatedSecretRE finds secrets that commands print for the operator.
-var generatedSecretRE = regexp.MustCompile(`(?m)^(?:password|client_secret): (\S+)`)
+var generatedSecretRE = regexp.MustCompile(`(?m)^(?:password|client_secret|access_token|refresh_token): (\S+)`)
 
 // noteGenerated remembers the secrets a command printed on its output.
 func noteGenerated(out string) {

@@ -124,9 +124,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		log.Info("signing key loaded", "kid", k.ID, "published_keys", len(svc.ring.Published()))
 	}
 
-	lifetimes := provider.DefaultLifetimes
-	lifetimes.IDToken, lifetimes.AccessToken = c.Tokens.IDTokenLifetime, c.Tokens.AccessTokenLifetime
-	lifetimes.RefreshToken, lifetimes.Session = c.Tokens.RefreshTokenLifetime, c.Sessions.Lifetime
+	lifetimes := tokenLifetimes(c)
 	svc.backchannel = &provider.Backchannel{Store: store, Ring: svc.ring, Issuer: c.Issuer,
 		Client: &http.Client{Timeout: 10 * time.Second}, Logger: log}
 	openID := &provider.OpenID{Store: store, Users: users, Ring: svc.ring, Issuer: c.Issuer, Lifetimes: lifetimes, Logger: log,
@@ -134,12 +132,10 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 	svc.openID = openID
 	var synapseSecret string
 	if c.Matrix.Synapse.NextGen() {
-		if synapseSecret, err = c.Matrix.Synapse.sharedSecret(); err != nil {
-			return fail(&ConfigError{Source: "matrix.synapse", Problems: []string{err.Error()}})
+		if openID.Matrix, synapseSecret, err = nextGenMatrix(c, store, users, log); err != nil {
+			return fail(err)
 		}
-		client := &synapseapi.Client{URL: c.Matrix.Synapse.URL, Secret: synapseSecret, HTTP: &http.Client{Timeout: 10 * time.Second}}
-		svc.devices = &provider.DeviceCleanup{Store: store, Users: users, Synapse: client, Logger: log}
-		openID.Matrix = &provider.Matrix{Synapse: client, Cleanup: svc.devices}
+		svc.devices = openID.Matrix.Cleanup
 		log.Info("next-gen auth: mxidp is Synapse's authentication service", "synapse", c.Matrix.Synapse.URL)
 	}
 	policy := c.Throttle.Policy()
@@ -196,6 +192,27 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		ServerName: c.Matrix.ServerName, Registration: registration,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
+}
+
+// tokenLifetimes are the configured lifetimes of tokens and sessions.
+func tokenLifetimes(c Config) provider.Lifetimes {
+	l := provider.DefaultLifetimes
+	l.IDToken, l.AccessToken = c.Tokens.IDTokenLifetime, c.Tokens.AccessTokenLifetime
+	l.RefreshToken, l.Session = c.Tokens.RefreshTokenLifetime, c.Sessions.Lifetime
+	return l
+}
+
+// nextGenMatrix connects next-gen auth to Synapse (matrix.synapse): the
+// client of Synapse's /_synapse/mas/ API with the shared secret, which it
+// returns too, and the device cleanup, which serve runs.
+func nextGenMatrix(c Config, store *storage.Store, users storage.Users, log *slog.Logger) (*provider.Matrix, string, error) {
+	secret, err := c.Matrix.Synapse.sharedSecret()
+	if err != nil {
+		return nil, "", &ConfigError{Source: "matrix.synapse", Problems: []string{err.Error()}}
+	}
+	client := &synapseapi.Client{URL: c.Matrix.Synapse.URL, Secret: secret, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	cleanup := &provider.DeviceCleanup{Store: store, Users: users, Synapse: client, Logger: log}
+	return &provider.Matrix{Synapse: client, Cleanup: cleanup}, secret, nil
 }
 
 // loadSecret reads the secret key file, and creates it on a fresh

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +19,7 @@ import (
 func (a *app) userCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "user", Short: "Manage mxidp's own users"})
 	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetCommand(), a.userSetGroupsCommand(), a.userImportCommand(),
+		a.userPasswordLoginCommand(), a.userTokenCommand(),
 		a.userSimpleCommand("disable", "Stop a user from logging in", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
 			return acc.SetDisabled(cmd.Context(), name, true)
 		}),
@@ -214,6 +217,61 @@ func (a *app) userSimpleCommand(verb, short string, do func(*provider.Accounts, 
 	}
 }
 
+func (a *app) userPasswordLoginCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "password-login USERNAME allow|refuse",
+		Short: "Allow or refuse the user's password at the Matrix login API (next-gen auth); refused, the user signs in through the browser",
+		Long: `With refuse, a Matrix client's password login (m.login.password) of the
+user is answered 403 M_FORBIDDEN, after the password was checked, so that
+the user signs in through the browser (m.login.sso) instead. The login
+page, the account page and the REST door still take the password. Works
+for platform users too: mxidp keeps the setting in its own database.`,
+		Args:      args(cobra.ExactArgs(2)),
+		ValidArgs: []string{"allow", "refuse"},
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			allowed, ok := map[string]bool{"allow": true, "refuse": false}[argv[1]]
+			if !ok {
+				return usageError{fmt.Errorf("%q: say allow or refuse (usage: %s)", argv[1], cmd.UseLine())}
+			}
+			return a.withAccounts(cmd.Context(), func(c Config, s *storage.Store, users storage.Users) error {
+				u, err := (&provider.AccountSettings{Store: s, Users: users}).SetPasswordLogin(cmd.Context(), argv[0], allowed)
+				if errors.Is(err, storage.ErrNotFound) {
+					return usageError{err}
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "user %s: password login at the Matrix login API %s\n", u.Username, passwordLogin(allowed))
+				return nil
+			})
+		},
+	}
+}
+
+// withAccounts is withStore for the commands that act on the accounts of
+// either source: mxidp's own users, or the platform's (users.source:
+// platform), which it reads only.
+func (a *app) withAccounts(ctx context.Context, fn func(Config, *storage.Store, storage.Users) error) error {
+	return a.withStore(ctx, func(c Config, s *storage.Store) error {
+		if c.Users.Source != "platform" {
+			return fn(c, s, s)
+		}
+		p, err := openPlatform(ctx, c, slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		return fn(c, s, p)
+	})
+}
+
+func passwordLogin(allowed bool) string {
+	if allowed {
+		return "allowed"
+	}
+	return "refused"
+}
+
 // userJSON is a user as `user list --json` prints it: never the hash.
 type userJSON struct {
 	ID            string    `json:"id"`
@@ -225,6 +283,7 @@ type userJSON struct {
 	AvatarURL     string    `json:"avatar_url"`
 	Disabled      bool      `json:"disabled"`
 	HasPassword   bool      `json:"has_password"`
+	PasswordLogin bool      `json:"password_login"` // at the Matrix login API
 	CreatedAt     time.Time `json:"created_at"`
 }
 
@@ -240,21 +299,25 @@ func (a *app) userListCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				refused, err := s.PasswordLoginsRefused(cmd.Context())
+				if err != nil {
+					return err
+				}
 				if asJSON {
 					out := make([]userJSON, 0, len(users))
 					for _, u := range users {
-						out = append(out, userJSON{u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.Disabled, u.PasswordHash != "", u.CreatedAt})
+						out = append(out, userJSON{u.ID, u.Username, u.Email, u.EmailVerified, u.DisplayName, u.MSISDN, u.AvatarURL, u.Disabled, u.PasswordHash != "", !refused[u.ID], u.CreatedAt})
 					}
 					return printJSON(a, out)
 				}
 				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "USERNAME\tSTATE\tEMAIL\tNAME\tID")
+				fmt.Fprintln(tw, "USERNAME\tSTATE\tPASSWORD LOGIN\tEMAIL\tNAME\tID")
 				for _, u := range users {
 					state := "enabled"
 					if u.Disabled {
 						state = "disabled"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, state, dash(u.Email), dash(u.DisplayName), u.ID)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, state, passwordLogin(!refused[u.ID]), dash(u.Email), dash(u.DisplayName), u.ID)
 				}
 				return tw.Flush()
 			})
