@@ -252,7 +252,7 @@ func TestMatrixDeviceOfAnotherClientCannotBeTakenOver(t *testing.T) {
 // PKCE verifier: another registered client holding the code and the
 // verifier gets invalid_grant, and so do the right client without the
 // verifier or with another. None of the refusals creates a device or uses
-// up the code.
+// up the code; once spent and signed out, it brings no device back.
 func TestCodeOfARegisteredClientIsRedeemedByItAloneWithItsVerifier(t *testing.T) {
 	for _, backend := range storagetest.Backends {
 		t.Run(backend, func(t *testing.T) {
@@ -271,6 +271,17 @@ func TestCodeOfARegisteredClientIsRedeemedByItAloneWithItsVerifier(t *testing.T)
 			tok := tokenOf(t, "the owner redeeming its code", n.redeem(g, owner, g.verifier))
 			if status, _, device := n.syn.whoami(tok.AccessToken); status != http.StatusOK || device != "CODEOWNER1" {
 				t.Errorf("whoami of the owner's login: %d %q", status, device)
+			}
+			// After the owner signed out, the spent code brings the device
+			// back for no one.
+			if a := n.post(n.meta.Revocation, url.Values{"token": {tok.RefreshToken}, "client_id": {owner}}, "", ""); a.status != http.StatusOK {
+				t.Fatalf("revocation: %d %s", a.status, a.body)
+			}
+			waitFor(t, 10*time.Second, "the owner's device deleted in Synapse", func() bool { return len(n.syn.devices("alice")) == 0 })
+			wantOAuthError(t, "the spent code after the sign-out", n.redeem(g, owner, g.verifier), "invalid_grant")
+			waitFor(t, 10*time.Second, "no device left in Synapse after the replay", func() bool { return len(n.syn.devices("alice")) == 0 })
+			if status, _, _ := n.syn.whoami(tok.AccessToken); status != http.StatusUnauthorized {
+				t.Errorf("whoami with the signed-out token after the replay: %d, want 401", status)
 			}
 		})
 	}
