@@ -155,9 +155,14 @@ func nextGenSynapseBlock(g nextGen) string {
 	w("# below it goes to mxidp (discovery, /authorize, the login and account pages,\n")
 	w("# /oauth/token, /revoke, /oauth2/registration, /keys, /userinfo, /static/).\n")
 	w("# Synapse keeps /_matrix and /_synapse/client. /_synapse/mas takes the shared\n")
-	w("# secret: never make it public. Synapse no longer answers /login, /logout and\n")
-	w("# /refresh, and mxidp does not either: only clients that speak the Matrix\n")
-	w("# OAuth 2.0 API (Element X, Element Web) log in.\n")
+	w("# secret: never make it public. Synapse no longer answers the Matrix login API:\n")
+	w("# mxidp does, for bots and clients that log in by password or SSO, so on\n")
+	w("# Synapse's host these paths go to mxidp, ahead of the /_matrix location:\n")
+	w("#   /_matrix/client/*/login             the login flows; password and token logins\n")
+	w("#   /_matrix/client/*/login/sso/redirect[/mxidp]  SSO through mxidp's login page\n")
+	w("#   /_matrix/client/*/logout, /logout/all  end the session, or all of the user's\n")
+	w("#   /_matrix/client/*/refresh           a new access token for a refresh token\n")
+	w("# (* is a version: v3, r0, unstable; /login also api/v1).\n")
 	w("#\n")
 	mxidp := proxyTarget(g.Listen)
 	prefix := ""
@@ -185,6 +190,10 @@ func nextGenSynapseBlock(g nextGen) string {
 	}
 	toSynapse := func() {
 		w("#       location ^~ /_synapse/mas { return 404; }\n")
+		w("#       # The Matrix login API, to mxidp; before the /_matrix location below,\n")
+		w("#       # since nginx takes the first regular expression that matches.\n")
+		w("#       location ~ %s {\n", compatPathRE)
+		toMxidp("       ", mxidp)
 		w("#       location ~ ^(/_matrix|/_synapse/client) {\n")
 		w("#           proxy_pass %s;\n", comment(synapseOrigin(synapseURL)))
 		w("#           proxy_set_header Host $host;\n")
@@ -247,6 +256,15 @@ func nextGenSynapseBlock(g nextGen) string {
 	w("#    CLIENT_ID): Synapse stops serving its back-channel logout URI.\n")
 	return b.String()
 }
+
+// compatPathRE matches the Matrix login API's paths, which mxidp answers
+// for Synapse in next-gen auth (Matrix client-server API, "Login",
+// "Logout", "Refresh"; "Client login via SSO"): /login, with
+// /login/sso/redirect[/{idpId}], /logout, /logout/all and /refresh under
+// any one version (v3, r0, unstable; /login also under api/v1, as
+// Synapse served it). The path must end there or go on with "/":
+// /rooms/{id}/send/login/{txn} is Synapse's.
+const compatPathRE = `^/_matrix/client/(api/v1|[^/]+)/(login|logout|refresh)(/|$)`
 
 // proxyTarget is mxidp's listener as a proxy on the same host reaches it.
 func proxyTarget(listen string) string {

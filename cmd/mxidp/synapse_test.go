@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -179,6 +180,9 @@ func TestSynapseConfigNextGenPrintsTheAuthServiceBlock(t *testing.T) {
 		"server_name id.example.org;", "proxy_pass http://127.0.0.1:8080;", "location ^~ /_synapse/mas { return 404; }",
 		"location ~ ^(/_matrix|/_synapse/client) {", "proxy_pass http://127.0.0.1:8008;", "location ^~ /_matrix-internal/ { return 404; }",
 		"never make it public",
+		// The Matrix login API goes to mxidp, ahead of Synapse's location.
+		"location ~ ^/_matrix/client/(api/v1|[^/]+)/(login|logout|refresh)(/|$) {\n#           proxy_pass http://127.0.0.1:8080;",
+		"/login/sso/redirect", "/logout/all", "/refresh",
 		// Moving from oidc_providers.
 		"Matrix IDs stay", "@localpart:example.org", "Everyone logs in once more", "mxidp client remove",
 	} {
@@ -188,6 +192,48 @@ func TestSynapseConfigNextGenPrintsTheAuthServiceBlock(t *testing.T) {
 	}
 	if strings.Contains(out, "/oauth2/introspect { return 404; }") {
 		t.Error("hides Synapse's introspection door on the host Synapse reaches mxidp at")
+	}
+	compat, synapse := strings.Index(out, "location ~ "+compatPathRE), strings.Index(out, "location ~ ^(/_matrix|/_synapse/client)")
+	if compat < 0 || synapse < 0 || compat > synapse {
+		t.Errorf("the Matrix login API's location must come before Synapse's (nginx takes the first matching regular expression):\n%s", out)
+	}
+	if strings.Contains(out, "mxidp does not either") {
+		t.Error("still says mxidp does not answer /login")
+	}
+}
+
+// TestCompatPathsGoToMxidpAndTheRestToSynapse: the location printed for
+// the Matrix login API takes every version's /login (with the SSO
+// redirect), /logout, /logout/all and /refresh, and nothing else of
+// Synapse's, such as an event of type "login" sent to a room.
+func TestCompatPathsGoToMxidpAndTheRestToSynapse(t *testing.T) {
+	re := regexp.MustCompile(compatPathRE)
+	for path, toMxidp := range map[string]bool{
+		"/_matrix/client/v3/login":                                  true,
+		"/_matrix/client/r0/login":                                  true,
+		"/_matrix/client/unstable/login":                            true,
+		"/_matrix/client/api/v1/login":                              true,
+		"/_matrix/client/v3/login/sso/redirect":                     true,
+		"/_matrix/client/v3/login/sso/redirect/mxidp":               true,
+		"/_matrix/client/r0/logout":                                 true,
+		"/_matrix/client/v3/logout/all":                             true,
+		"/_matrix/client/v3/refresh":                                true,
+		"/_matrix/client/v1/refresh":                                true,
+		"/_matrix/client/v3/loginx":                                 false,
+		"/_matrix/client/v3/logouts":                                false,
+		"/_matrix/client/v3/account/whoami":                         false,
+		"/_matrix/client/v3/sync":                                   false,
+		"/_matrix/client/v3/rooms/!r:example.org/send/login/txn1":   false,
+		"/_matrix/client/v3/rooms/!r:example.org/state/m.login/":    false,
+		"/_matrix/client/v3/user/@a:example.org/account_data/login": false,
+		"/_matrix/client/login":                                     false,
+		"/_matrix/login":                                            false,
+		"/_synapse/mas/login":                                       false,
+		"/_matrix/client/v1/auth_metadata":                          false,
+	} {
+		if got := re.MatchString(path); got != toMxidp {
+			t.Errorf("%s: to mxidp %v, want %v", path, got, toMxidp)
+		}
 	}
 }
 
@@ -219,6 +265,8 @@ func TestSynapseConfigNextGenUnderAPath(t *testing.T) {
 		"server_name matrix.example.org;", "location ^~ /auth/ {", "proxy_pass http://127.0.0.1:9000/;",
 		"location ^~ /auth/_matrix-internal/ { return 404; }", "location = /auth/metrics { return 404; }",
 		"location ^~ /_synapse/mas { return 404; }",
+		// The login API is at the root of mxidp's listener, not under the prefix.
+		"location ~ " + compatPathRE + " {\n#           proxy_pass http://127.0.0.1:9000;\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output lacks %q:\n%s", want, out)
