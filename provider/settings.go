@@ -15,8 +15,8 @@ import (
 // PasswordLoginAllowed reports whether the Matrix login API (POST /login,
 // m.login.password) may let u in with the password that was just
 // checked. An operator refuses it for accounts that must sign in through
-// the browser (m.login.sso), where the platform's own rules apply. A
-// refusal is recorded in the audit log after the check's login.succeeded.
+// the browser (m.login.sso) instead of handing their password to a Matrix
+// client. A refusal is recorded in the audit log after the check's login.succeeded.
 // The login page, the account page and the REST door do not ask.
 func (o *OpenID) PasswordLoginAllowed(ctx context.Context, u storage.User, network string) (bool, error) {
 	allowed, err := o.Store.PasswordLoginAllowed(ctx, u.ID)
