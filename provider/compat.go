@@ -64,6 +64,9 @@ func (o *OpenID) StartCompatSession(ctx context.Context, u storage.User, deviceI
 	if !ValidDeviceID(deviceID) {
 		return CompatSession{}, fmt.Errorf("invalid device ID")
 	}
+	if err := o.claimLocalpart(ctx, u); err != nil {
+		return CompatSession{}, err
+	}
 	family := newID()
 	d := storage.MatrixDevice{FamilyID: family, UserID: u.ID, Localpart: u.Username, DeviceID: deviceID,
 		ClientID: CompatClientID, DisplayName: displayName}

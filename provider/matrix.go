@@ -180,6 +180,12 @@ func (o *OpenID) prepareDevice(ctx context.Context, r *authRequest) (bool, error
 	if err != nil {
 		return false, oidc.ErrInvalidGrant().WithDescription("the user may no longer log in").WithParent(err)
 	}
+	if err := o.claimLocalpart(ctx, u); err != nil {
+		if errors.Is(err, ErrLocalpartTaken) {
+			return false, oidc.ErrAccessDenied().WithDescription(err.Error())
+		}
+		return false, err
+	}
 	client, _ := o.client(ctx, r.ClientID)
 	name := deviceName(client)
 	d := storage.MatrixDevice{FamilyID: r.ID, UserID: u.ID, Localpart: u.Username, DeviceID: m.devices[0],
@@ -236,6 +242,32 @@ func deviceName(c storage.Client) string {
 		name = string([]rune(name)[:maxDeviceNameLength])
 	}
 	return name
+}
+
+// ErrLocalpartTaken refuses a Matrix login of an account whose username
+// an earlier account had in Matrix.
+var ErrLocalpartTaken = errors.New("this account's Matrix ID belongs to an earlier account with the same username; " +
+	"the operator can release it with mxidp user release-matrix-id")
+
+// claimLocalpart binds the user's Matrix localpart to the account at its
+// first Matrix login, and refuses any later account with that username:
+// Synapse knows users by localpart alone in next-gen auth, so a platform
+// that gave a departed user's name to someone new would otherwise hand
+// them the departed user's rooms and messages.
+func (o *OpenID) claimLocalpart(ctx context.Context, u storage.User) error {
+	owner, err := o.Store.ClaimLocalpart(ctx, u.Username, u.ID)
+	if err != nil {
+		return err
+	}
+	if owner != u.ID {
+		o.Logger.Warn("Matrix login refused: the localpart belongs to an earlier account", "user_id", u.ID, "owner", owner)
+		if err := o.Store.AddAuditEvent(ctx, storage.AuditEvent{Event: "matrix.localpart_taken", UserID: u.ID,
+			Username: u.Username, Detail: "bound to user " + owner}); err != nil {
+			o.Logger.Warn("recording an audit event failed", "event", "matrix.localpart_taken", "err", err)
+		}
+		return ErrLocalpartTaken
+	}
+	return nil
 }
 
 func (o *OpenID) dropReservation(ctx context.Context, familyID string) {

@@ -139,3 +139,23 @@ func (s *Store) SeeMatrixDevice(ctx context.Context, familyID string, at time.Ti
 	}
 	return nil
 }
+
+// ClaimLocalpart binds a Matrix localpart to the account userID, unless
+// it is bound already, and returns the account it is bound to.
+func (s *Store) ClaimLocalpart(ctx context.Context, localpart, userID string) (string, error) {
+	if _, err := s.exec(ctx, nil, `INSERT INTO matrix_localparts (localpart, user_id, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (localpart) DO NOTHING`, localpart, userID, unix(s.now())); err != nil {
+		return "", fmt.Errorf("claim matrix localpart: %w", err)
+	}
+	var owner string
+	if err := s.queryRow(ctx, nil, `SELECT user_id FROM matrix_localparts WHERE localpart = $1`, localpart).Scan(&owner); err != nil {
+		return "", fmt.Errorf("claim matrix localpart: %w", err)
+	}
+	return owner, nil
+}
+
+// ReleaseLocalpart unbinds a localpart, so that the next account to log
+// in with it gets the Matrix user (the operator's decision).
+func (s *Store) ReleaseLocalpart(ctx context.Context, localpart string) error {
+	return s.deleteWhere(ctx, "matrix_localparts", "localpart", localpart)
+}

@@ -153,6 +153,10 @@ func (h *openIDRoutes) compatLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := h.Storage.StartCompatSession(r.Context(), u, req.DeviceID, req.InitialDeviceDisplayName, req.RefreshToken)
+	if errors.Is(err, provider.ErrLocalpartTaken) {
+		matrixErr(w, http.StatusForbidden, "M_FORBIDDEN", err.Error())
+		return
+	}
 	if err != nil {
 		h.compatInternal(w, r, "start compatibility session", err)
 		return

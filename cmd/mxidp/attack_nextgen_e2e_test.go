@@ -456,6 +456,10 @@ func TestDeviceCleanupLocksNoAccountThatNowHoldsTheLocalpart(t *testing.T) {
 			newcomer := users[1].DjangoUser
 			newcomer.Username, newcomer.Email = "alice", "new.alice@example.net"
 			storagetest.AddDjangoUsers(t, db, newcomer)
+			// The localpart stays with the first account until the operator
+			// releases it (TestNewAccountWithADepartedUsersNameInheritsNoMatrixAccount);
+			// here the operator did.
+			n.d.cli("user", "release-matrix-id", "alice")
 			tok := login("NEWALICE01", users[1].password)
 			if status, user, _ := n.syn.whoami(tok.AccessToken); status != http.StatusOK || user != "@alice:"+n.syn.ServerName {
 				t.Fatalf("the new alice's whoami: %d %q", status, user)

@@ -342,3 +342,49 @@ func TestAccountPageEndsADeviceInSynapseAndAllowsACrossSigningReset(t *testing.T
 		})
 	}
 }
+
+// TestNewAccountWithADepartedUsersNameInheritsNoMatrixAccount: Synapse
+// knows users by localpart alone, so an account given the username of an
+// earlier one (deleted and added again, or reused by the platform) must
+// not become the earlier one's Matrix user: its OAuth and password logins
+// are refused until the operator releases the localpart.
+func TestNewAccountWithADepartedUsersNameInheritsNoMatrixAccount(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			n := startNextGen(t, backend, "")
+			c := n.addClient("element")
+			tok := n.matrixLogin(c, "OLDALICEDEV")
+			status, room := n.syn.request(http.MethodPost, "/_matrix/client/v3/createRoom", tok.AccessToken, map[string]any{"name": "alice's secrets"})
+			if status != http.StatusOK {
+				t.Fatalf("createRoom: %d %v", status, room)
+			}
+			n.d.cli("user", "delete", "alice")
+			waitFor(t, 10*time.Second, "the deleted user's devices removed", func() bool { return len(n.syn.devices("alice")) == 0 })
+			(&cli{t: t, env: n.d.env}).must(alicePassword+"\n", "user", "add", "alice", "--password-stdin")
+
+			cfg := n.config(c, oauth2.AuthStyleInHeader, matrixScopes("NEWALICEDEV")...)
+			r := n.authorize(newBrowser(t), cfg)
+			_, err := cfg.Exchange(n.ctx, r.code, oauth2.VerifierOption(r.verifier))
+			wantTokenError(t, "the new alice's OAuth login", err, "access_denied", http.StatusBadRequest, http.StatusForbidden)
+			status, got := n.compatCall(http.MethodPost, "/_matrix/client/v3/login", "", passwordLoginBody("alice", alicePassword, nil))
+			if status != http.StatusForbidden || got["errcode"] != "M_FORBIDDEN" || got["access_token"] != nil {
+				t.Errorf("the new alice's password login: %d %v; want 403 M_FORBIDDEN", status, got)
+			}
+			if len(n.syn.devices("alice")) != 0 {
+				t.Errorf("the new account got a device in the old alice's Matrix account: %v", n.syn.devices("alice"))
+			}
+			if got := auditJSONOf(t, &cli{t: t, env: n.d.env}, "--event", "matrix.localpart_taken"); len(got) != 2 {
+				t.Errorf("%d matrix.localpart_taken audit events, want 2", len(got))
+			}
+
+			// The operator says it is the same person: the next login gets it.
+			n.d.cli("user", "release-matrix-id", "alice")
+			status, got = n.compatCall(http.MethodPost, "/_matrix/client/v3/login", "", passwordLoginBody("alice", alicePassword, nil))
+			if token, _ := got["access_token"].(string); status != http.StatusOK || token == "" {
+				t.Fatalf("login after the release: %d %v", status, got)
+			} else {
+				noteSecret(token)
+			}
+		})
+	}
+}

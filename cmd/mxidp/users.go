@@ -19,7 +19,7 @@ import (
 func (a *app) userCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "user", Short: "Manage mxidp's own users"})
 	cmd.AddCommand(a.userAddCommand(), a.userPasswdCommand(), a.userListCommand(), a.userSetCommand(), a.userSetGroupsCommand(), a.userImportCommand(),
-		a.userPasswordLoginCommand(), a.userTokenCommand(),
+		a.userPasswordLoginCommand(), a.userTokenCommand(), a.userReleaseMatrixIDCommand(),
 		a.userSimpleCommand("disable", "Stop a user from logging in", func(acc *provider.Accounts, cmd *cobra.Command, name string) error {
 			return acc.SetDisabled(cmd.Context(), name, true)
 		}),
@@ -338,4 +338,35 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// userReleaseMatrixIDCommand unbinds a Matrix localpart from the account
+// that first logged in with it (next-gen auth), for when the operator
+// knows that a new account with that username is the same person.
+func (a *app) userReleaseMatrixIDCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "release-matrix-id LOCALPART",
+		Short: "Let the next account with this username take over its Matrix user (next-gen auth)",
+		Long: "In next-gen auth a Matrix localpart stays with the first account that logged in with it: a\n" +
+			"later account given the same username is refused, so that it cannot inherit someone else's\n" +
+			"rooms and messages. When the new account is the same person (a re-created account), release\n" +
+			"the localpart; the next account to log in with it gets the Matrix user.",
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
+				err := s.ReleaseLocalpart(cmd.Context(), argv[0])
+				if errors.Is(err, storage.ErrNotFound) {
+					return fmt.Errorf("no account holds the Matrix localpart %q", argv[0])
+				}
+				if err != nil {
+					return err
+				}
+				if err := s.AddAuditEvent(cmd.Context(), storage.AuditEvent{Event: "matrix.localpart_released", Username: argv[0]}); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Matrix localpart %s released: the next account that logs in as @%s:%s gets it\n", argv[0], argv[0], c.Matrix.ServerName)
+				return nil
+			})
+		},
+	}
 }
