@@ -67,6 +67,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"RepeatedAuditEventsAreCountedInOneRowPerWindow", testRepeatedAuditEventsAreCountedInOneRowPerWindow},
 		{"MatrixDevicesLiveWhileTheirFamilyHasALiveToken", testMatrixDevicesLiveWhileTheirFamilyHasALiveToken},
 		{"PasswordLoginIsAllowedUntilRefusedPerAccount", testPasswordLoginIsAllowedUntilRefusedPerAccount},
+		{"LoginTokensAreSingleUseAndExpire", testLoginTokensAreSingleUseAndExpire},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
