@@ -36,6 +36,7 @@ func (h *openIDRoutes) mountCompat(r chi.Router) {
 		r.HandleFunc("/_matrix/client/"+v+"/logout/all", matrixCORS(h.compatLogout(true)))
 		r.HandleFunc("/_matrix/client/"+v+"/refresh", matrixCORS(h.compatRefresh))
 	}
+	h.mountSSO(r)
 }
 
 // matrixCORS answers as Synapse does for its client-server API: any

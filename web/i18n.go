@@ -115,6 +115,17 @@ var catalogues = map[string]map[string]string{
 		"consent.client.policy":          "Privacy policy",
 		"consent.matrix.api":             "Use your Matrix account: read and send messages, join rooms",
 		"consent.matrix.device":          "Sign in as a new device (%s)",
+
+		// m.login.sso: mxidp's sign-in for a Matrix app, and its confirmation.
+		"sso.native":          "an app on this device (%s)",
+		"sso.confirm.title":   "Continue to %s?",
+		"sso.confirm.text":    "You are signing in to your Matrix account as %s, for %s, which can then read and send messages as you.",
+		"sso.confirm.address": "It will be sent to:",
+		"sso.confirm.warning": "Only continue if you started this sign-in yourself. If someone sent you this link, they may be trying to get into your account: close this page.",
+		"sso.confirm.submit":  "Continue",
+		"sso.error.title":     "This sign-in cannot be used",
+		"sso.error.redirect":  "The Matrix app asked to be sent somewhere mxidp does not send sign-ins. Go back to the app and try again; if it keeps failing, tell its developers the details below.",
+		"sso.error.csrf":      "The form expired or was sent from another browser or site. Go back to your Matrix app and start signing in again.",
 	},
 	"de": {
 		"login.title":                  "Anmelden",
@@ -219,6 +230,17 @@ var catalogues = map[string]map[string]string{
 		"consent.client.policy":          "Datenschutzerklärung",
 		"consent.matrix.api":             "Ihr Matrix-Konto nutzen: Nachrichten lesen und senden, Räumen beitreten",
 		"consent.matrix.device":          "Sich als neues Gerät anmelden (%s)",
+
+		// m.login.sso: mxidp's sign-in for a Matrix app, and its confirmation.
+		"sso.native":          "eine App auf diesem Gerät (%s)",
+		"sso.confirm.title":   "Weiter zu %s?",
+		"sso.confirm.text":    "Sie melden sich als %s bei Ihrem Matrix-Konto an, für %s; dort können dann in Ihrem Namen Nachrichten gelesen und gesendet werden.",
+		"sso.confirm.address": "Die Anmeldung geht an:",
+		"sso.confirm.warning": "Fahren Sie nur fort, wenn Sie diese Anmeldung selbst begonnen haben. Falls Ihnen jemand diesen Link geschickt hat, versucht er womöglich, in Ihr Konto zu gelangen: Schließen Sie diese Seite.",
+		"sso.confirm.submit":  "Weiter",
+		"sso.error.title":     "Diese Anmeldung ist ungültig",
+		"sso.error.redirect":  "Die Matrix-App möchte an eine Adresse zurückgeschickt werden, an die mxidp keine Anmeldungen schickt. Gehen Sie zurück zur App und versuchen Sie es erneut; falls es weiter scheitert, nennen Sie ihren Entwicklern die Details unten.",
+		"sso.error.csrf":      "Das Formular ist abgelaufen oder kam von einem anderen Browser oder einer anderen Website. Gehen Sie zurück zu Ihrer Matrix-App und melden Sie sich erneut an.",
 	},
 }
 

@@ -41,6 +41,9 @@ type OpenID struct {
 	// ServerName is the Matrix server name, for the Matrix IDs the
 	// account page shows.
 	ServerName string
+	// SSOClientAllowlist lists the URL prefixes of the Matrix clients
+	// whose m.login.sso needs no confirmation (see ssoAllowed).
+	SSOClientAllowlist []string
 }
 
 // openIDRoutes mounts the OpenID provider: discovery and userinfo served

@@ -82,6 +82,11 @@ type AuditConfig struct {
 type MatrixConfig struct {
 	ServerName string        `yaml:"server_name"` // default: the issuer's host
 	Synapse    SynapseConfig `yaml:"synapse"`
+	// SSOClientAllowlist lists URL prefixes of Matrix clients whose
+	// m.login.sso goes on without the user's confirmation (Synapse's
+	// sso.client_whitelist): same scheme and host, path at or below the
+	// entry's at a "/" boundary.
+	SSOClientAllowlist []string `yaml:"sso_client_allowlist"`
 }
 
 // SynapseConfig turns next-gen auth on: mxidp becomes the authentication
@@ -431,6 +436,11 @@ func (c *Config) validate() []string {
 		}
 	} else if sy.SharedSecretFile != "" {
 		add("matrix.synapse.shared_secret_file is set but matrix.synapse.url is not; set the URL of Synapse's client listener to turn next-gen auth on, or remove the file option")
+	}
+	for i, entry := range c.Matrix.SSOClientAllowlist {
+		if problem := web.CheckSSOClientPrefix(entry); problem != "" {
+			add("matrix.sso_client_allowlist[%d]: %q: %s; list the address of a Matrix client, like https://app.element.io/", i, entry, problem)
+		}
 	}
 
 	if err := c.Passwords.Argon2id.Params().Validate(); err != nil {

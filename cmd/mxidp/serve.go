@@ -190,6 +190,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		Branding: branding, TrustedProxies: trusted, FormKey: formKey, SynapseSecret: synapseSecret,
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
 		ServerName: c.Matrix.ServerName, Registration: registration,
+		SSOClientAllowlist: c.Matrix.SSOClientAllowlist,
 	}, REST: rest, PendingLogouts: store.PendingDeliveries})
 	return svc, nil
 }
