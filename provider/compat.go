@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/mxidp/mxidp/storage"
@@ -205,6 +206,14 @@ func (o *OpenID) IssueLoginToken(ctx context.Context, u storage.User, redirectUR
 	token := newSecret()
 	if err := o.Store.CreateLoginToken(ctx, hashSecret(token), u.ID, redirectURL, o.now().Add(CompatLoginTokenLifetime)); err != nil {
 		return "", err
+	}
+	host := redirectURL
+	if parsed, err := url.Parse(redirectURL); err == nil {
+		host = parsed.Scheme + "://" + parsed.Host
+	}
+	if err := o.Store.AddAuditEvent(ctx, storage.AuditEvent{Event: "matrix.login_token_issued", UserID: u.ID,
+		Username: u.Username, Detail: "for " + host}); err != nil {
+		o.Logger.Warn("recording an audit event failed", "event", "matrix.login_token_issued", "err", err)
 	}
 	return token, nil
 }

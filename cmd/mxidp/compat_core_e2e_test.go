@@ -134,3 +134,34 @@ func TestCompatPasswordLoginLogoutAndRefreshAgainstSynapse(t *testing.T) {
 		})
 	}
 }
+
+// TestCompatSSOWithThePlatformTableAsTheUserSource: m.login.sso and
+// m.login.token with the users read from a Django-shaped platform table
+// on PostgreSQL: the round trip ends in a token Synapse takes as the
+// platform user, and a replayed login token is refused.
+func TestCompatSSOWithThePlatformTableAsTheUserSource(t *testing.T) {
+	if !slices.Contains(storagetest.Backends, "postgres") {
+		t.Fatal("the platform table lives on PostgreSQL (.ci/with-postgres)")
+	}
+	users := platformUsers(t)[:1]
+	platformURL, db := storagetest.DjangoPlatform(t, "postgres")
+	storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
+	q := storagetest.DjangoQueries("postgres")
+	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	client := newSSOClient(t)
+	n := startNextGenNoAlice(t, "postgres", ssoAllowlistYAML(client.url+"/")+"users:\n  source: platform\n  platform:\n    database: "+quote(platformURL)+
+		"\n    queries:\n      by_login: "+quote(q.ByLogin)+"\n      by_id: "+quote(q.ByID)+"\n      by_email: "+quote(q.ByEmail)+
+		"\n      search: "+quote(q.Search)+"\n")
+	b := newBrowser(t)
+	p := n.ssoStart(b, "v3", client.url+"/cb")
+	f := postFormOf(t, p, "sign_in")
+	f.fields.Set("username", "alice")
+	f.fields.Set("password", noteSecret(users[0].password))
+	in := b.post(f.action, f.fields)
+	done := b.get(in.location)
+	token := wantLoginToken(t, "the platform user's SSO login", done, client.url+"/cb?loginToken=")
+	n.wantSynapseSession("the platform user's SSO login", token, "PLATFORMSSO")
+	if status, replay := n.tokenLogin(token, "PLATFORMSSO2"); status != http.StatusForbidden || replay["errcode"] != "M_FORBIDDEN" {
+		t.Errorf("the loginToken used again: %d %v; want 403 M_FORBIDDEN", status, replay)
+	}
+}
