@@ -182,7 +182,7 @@ func (o *OpenID) prepareDevice(ctx context.Context, r *authRequest) (bool, error
 	}
 	if err := o.claimLocalpart(ctx, u); err != nil {
 		if errors.Is(err, ErrLocalpartTaken) {
-			return false, oidc.ErrAccessDenied().WithDescription(err.Error())
+			return false, oidc.ErrAccessDenied().WithDescription("%s", err.Error())
 		}
 		return false, err
 	}
