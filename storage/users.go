@@ -158,7 +158,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, update func(*User) er
 // DeleteUser removes the user with this ID, their group memberships and
 // consents, or reports ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	for _, table := range []string{"user_groups", "consents", "user_search_terms"} {
+	for _, table := range []string{"user_groups", "consents", "user_search_terms", "account_settings"} {
 		if _, err := s.exec(ctx, nil, `DELETE FROM `+table+` WHERE user_id = $1`, id); err != nil {
 			return fmt.Errorf("delete user's %s: %w", table, err)
 		}

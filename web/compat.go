@@ -254,7 +254,7 @@ func (h *openIDRoutes) compatPassword(w http.ResponseWriter, r *http.Request, re
 
 // writeSession answers a login or a refresh.
 func (h *openIDRoutes) writeSession(w http.ResponseWriter, s provider.CompatSession, login bool) {
-	access, err := h.OP.Crypto().Encrypt(s.AccessID + ":" + s.User.ID)
+	access, err := s.SealedAccessToken(h.OP.Crypto())
 	if err != nil {
 		matrixErr(w, http.StatusInternalServerError, "M_UNKNOWN", "the token could not be made")
 		return
