@@ -274,6 +274,7 @@ func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, ti
 	}
 	release()
 	var reason string
+	refusal := ErrBadCredentials
 	switch {
 	case !usable:
 		if _, seen := l.badHashes.LoadOrStore(u.ID, true); !seen {
@@ -284,7 +285,7 @@ func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, ti
 	case !ok:
 		reason = "wrong password"
 	case u.Disabled:
-		reason = "account disabled"
+		reason, refusal = "account disabled", ErrAccountDisabled
 	}
 	if reason == "" {
 		l.finish(ctx, keys, right)
@@ -295,11 +296,8 @@ func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, ti
 	if usable {
 		l.storedCost.add(took)
 	}
-	if reason == "account disabled" {
-		return storage.User{ID: u.ID}, reason, l.padding(took), ErrAccountDisabled
-	}
 	if reason != "" {
-		return storage.User{ID: u.ID}, reason, l.padding(took), ErrBadCredentials
+		return storage.User{ID: u.ID}, reason, l.padding(took), refusal
 	}
 	// Only mxidp's own table is written; a platform keeps its hashes.
 	if _, builtin := l.users().(*storage.Store); builtin && password.NeedsRehash(u.PasswordHash, l.Hash) {

@@ -67,13 +67,6 @@ func (s *Store) MatrixDeviceByFamily(ctx context.Context, familyID string) (Matr
 	return scanDevice(s.queryRow(ctx, nil, `SELECT `+deviceColumns+` FROM matrix_devices WHERE family_id = $1`, familyID))
 }
 
-// MatrixDeviceByID returns a user's device by its Matrix device ID, live
-// or dead, or ErrNotFound.
-func (s *Store) MatrixDeviceByID(ctx context.Context, userID, deviceID string) (MatrixDevice, error) {
-	return scanDevice(s.queryRow(ctx, nil, `SELECT `+deviceColumns+` FROM matrix_devices WHERE user_id = $1 AND device_id = $2`,
-		userID, deviceID))
-}
-
 // MatrixDevices returns a user's live devices, the most recently seen
 // first.
 func (s *Store) MatrixDevices(ctx context.Context, userID string) ([]MatrixDevice, error) {

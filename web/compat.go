@@ -283,17 +283,9 @@ func accessToken(r *http.Request) string {
 	return r.URL.Query().Get("access_token")
 }
 
-// tokenOf opens a sealed access token into its ID and subject.
+// tokenOf opens the request's access token into its ID and subject.
 func (h *openIDRoutes) tokenOf(r *http.Request) (string, string, bool) {
-	token := accessToken(r)
-	if token == "" {
-		return "", "", false
-	}
-	plain, err := h.OP.Crypto().Decrypt(token)
-	if err != nil {
-		return "", "", false
-	}
-	return strings.Cut(plain, ":")
+	return openAccessToken(h.OP.Crypto().Decrypt, accessToken(r))
 }
 
 func (h *openIDRoutes) compatLogout(all bool) http.HandlerFunc {

@@ -127,14 +127,9 @@ func (h *openIDRoutes) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := new(oidc.UserInfo)
-	plain, err := h.OP.Crypto().Decrypt(token)
-	if err == nil {
-		id, subject, found := strings.Cut(plain, ":")
-		if !found {
-			err = provider.ErrInvalidToken
-		} else {
-			err = h.Storage.SetUserinfoFromToken(r.Context(), info, id, subject, "")
-		}
+	err := provider.ErrInvalidToken
+	if id, subject, found := openAccessToken(h.OP.Crypto().Decrypt, token); found {
+		err = h.Storage.SetUserinfoFromToken(r.Context(), info, id, subject, "")
 	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mxidp", error="invalid_token"`)

@@ -62,9 +62,8 @@ func (s *synapseIntrospection) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	inactive := provider.SynapseIntrospection{}
-	plain, err := s.decrypt(r.PostForm.Get("token"))
-	id, subject, found := strings.Cut(plain, ":")
-	if err != nil || !found {
+	id, subject, found := openAccessToken(s.decrypt, r.PostForm.Get("token"))
+	if !found {
 		writeJSON(w, http.StatusOK, inactive)
 		return
 	}

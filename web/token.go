@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -31,4 +32,18 @@ func mountToken(r chi.Router, p *op.Provider) {
 	}))
 	r.HandleFunc(p.IntrospectionEndpoint().Relative(), clientDoor(p.ServeHTTP))
 	r.HandleFunc(p.RevocationEndpoint().Relative(), clientDoor(p.ServeHTTP))
+}
+
+// openAccessToken opens a bearer access token into the token's ID and
+// subject, as the provider seals them (the library's Crypto, over
+// "ID:subject"); ok is false for anything else.
+func openAccessToken(decrypt func(string) (string, error), token string) (id, subject string, ok bool) {
+	if token == "" {
+		return "", "", false
+	}
+	plain, err := decrypt(token)
+	if err != nil {
+		return "", "", false
+	}
+	return strings.Cut(plain, ":")
 }

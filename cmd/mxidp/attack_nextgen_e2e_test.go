@@ -433,13 +433,7 @@ func TestDeviceCleanupLocksNoAccountThatNowHoldsTheLocalpart(t *testing.T) {
 	for _, backend := range storagetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			users := platformUsers(t)[:2]
-			platformURL, db := storagetest.DjangoPlatform(t, backend)
-			storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
-			quote := func(s string) string { return fmt.Sprintf("%q", s) }
-			q := storagetest.DjangoQueries(backend)
-			n := startNextGenNoAlice(t, backend, fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n    check_interval: 1h\n"+
-				"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
-				quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+			n, db := startNextGenOnDjango(t, backend, users[:1], "1h", "")
 			c := n.addClient("element")
 			login := func(deviceID, password string) *oauth2.Token {
 				t.Helper()
@@ -499,13 +493,7 @@ func TestSynapseIntrospectionRefusesAPlatformUserTheMomentTheyAreDisabled(t *tes
 	for _, backend := range storagetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			users := platformUsers(t)[:1]
-			platformURL, db := storagetest.DjangoPlatform(t, backend)
-			storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
-			quote := func(s string) string { return fmt.Sprintf("%q", s) }
-			q := storagetest.DjangoQueries(backend)
-			n := startNextGenNoAlice(t, backend, fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n    check_interval: 1h\n"+
-				"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
-				quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+			n, db := startNextGenOnDjango(t, backend, users, "1h", "")
 			c := n.addClient("element")
 			cfg := n.config(c, oauth2.AuthStyleInHeader, matrixScopes("DISABLED01")...)
 			b := newBrowser(t)

@@ -144,14 +144,8 @@ func TestCompatSSOWithThePlatformTableAsTheUserSource(t *testing.T) {
 		t.Fatal("the platform table lives on PostgreSQL (.ci/with-postgres)")
 	}
 	users := platformUsers(t)[:1]
-	platformURL, db := storagetest.DjangoPlatform(t, "postgres")
-	storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
-	q := storagetest.DjangoQueries("postgres")
-	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	client := newSSOClient(t)
-	n := startNextGenNoAlice(t, "postgres", ssoAllowlistYAML(client.url+"/")+"users:\n  source: platform\n  platform:\n    database: "+quote(platformURL)+
-		"\n    queries:\n      by_login: "+quote(q.ByLogin)+"\n      by_id: "+quote(q.ByID)+"\n      by_email: "+quote(q.ByEmail)+
-		"\n      search: "+quote(q.Search)+"\n")
+	n, _ := startNextGenOnDjango(t, "postgres", users, "", ssoAllowlistYAML(client.url+"/"))
 	b := newBrowser(t)
 	p := n.ssoStart(b, "v3", client.url+"/cb")
 	f := postFormOf(t, p, "sign_in")

@@ -14,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,16 +72,11 @@ func startCompat(t *testing.T, backend, source string) *compatEnv {
 		c.disable = func(lp string) { c.d.cli("user", "disable", lp) }
 	case "platform":
 		users := platformUsers(t)
-		platformURL, db := storagetest.DjangoPlatform(t, backend)
 		for _, u := range users {
-			storagetest.AddDjangoUsers(t, db, u.DjangoUser)
 			c.pw[u.localpart] = u.password
 		}
-		quote := func(s string) string { return fmt.Sprintf("%q", s) }
-		q := storagetest.DjangoQueries(backend)
-		c.nextGenEnv = startNextGenNoAlice(t, backend, compatThrottleYAML+fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n    check_interval: 1s\n"+
-			"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
-			quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+		var db *sql.DB
+		c.nextGenEnv, db = startNextGenOnDjango(t, backend, users, "1s", compatThrottleYAML)
 		c.disable = func(lp string) {
 			if _, err := db.Exec(`UPDATE auth_user SET is_active = FALSE WHERE lower(username) = $1`, lp); err != nil {
 				t.Fatal(err)

@@ -349,13 +349,7 @@ func TestPlatformUsersPasswordLoginSettingAndToken(t *testing.T) {
 	for _, backend := range storagetest.Backends {
 		t.Run(backend, func(t *testing.T) {
 			users := platformUsers(t)[:2]
-			platformURL, db := storagetest.DjangoPlatform(t, backend)
-			storagetest.AddDjangoUsers(t, db, users[0].DjangoUser, users[1].DjangoUser)
-			quote := func(s string) string { return fmt.Sprintf("%q", s) }
-			q := storagetest.DjangoQueries(backend)
-			n := startNextGenNoAlice(t, backend, fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n"+
-				"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
-				quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+			n, db := startNextGenOnDjango(t, backend, users, "", "")
 			cl := &cli{t: t, env: n.d.env}
 			var before int
 			if err := db.QueryRow(`SELECT COUNT(*) FROM auth_user`).Scan(&before); err != nil {

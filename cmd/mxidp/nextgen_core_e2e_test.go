@@ -2,7 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -216,13 +215,7 @@ func TestDisabledUserIsLockedOutOfSynapseWithEveryDevice(t *testing.T) {
 		for _, backend := range storagetest.Backends {
 			t.Run(backend, func(t *testing.T) {
 				users := platformUsers(t)[:1]
-				platformURL, db := storagetest.DjangoPlatform(t, backend)
-				storagetest.AddDjangoUsers(t, db, users[0].DjangoUser)
-				quote := func(s string) string { return fmt.Sprintf("%q", s) }
-				q := storagetest.DjangoQueries(backend)
-				n := startNextGenNoAlice(t, backend, fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n    check_interval: 1s\n"+
-					"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
-					quote(platformURL), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search)))
+				n, db := startNextGenOnDjango(t, backend, users, "1s", "")
 				c := n.addClient("element")
 				cfg := n.config(c, oauth2.AuthStyleInHeader, matrixScopes("PLATFORMDEV")...)
 				tok := n.exchange(cfg, n.authorizeWith(newBrowser(t), cfg, randomAlnum(30), []string{users[0].password})).token

@@ -130,23 +130,39 @@ func settledWrites(t *testing.T, db *sql.DB) (writes, reads int64) {
 }
 
 func platformConfig(url string, q storage.PlatformQueries) string {
-	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-	return fmt.Sprintf(`matrix:
+	return `matrix:
   server_name: example.org
 rest:
   enabled: true
   expose_profile_threepids: true
-users:
-  source: platform
-  platform:
-    database: %s
-    check_interval: 1s
-    queries:
-      by_login: %s
-      by_id: %s
-      by_email: %s
-      search: %s
-`, quote(url), quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search))
+` + platformUsersYAML(url, q, "1s")
+}
+
+// platformUsersYAML is the users section that reads the platform's table
+// at url with queries q; checkInterval "" leaves the default.
+func platformUsersYAML(url string, q storage.PlatformQueries, checkInterval string) string {
+	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	interval := ""
+	if checkInterval != "" {
+		interval = "    check_interval: " + checkInterval + "\n"
+	}
+	return fmt.Sprintf("users:\n  source: platform\n  platform:\n    database: %s\n%s"+
+		"    queries:\n      by_login: %s\n      by_id: %s\n      by_email: %s\n      search: %s\n",
+		quote(url), interval, quote(q.ByLogin), quote(q.ByID), quote(q.ByEmail), quote(q.Search))
+}
+
+// startNextGenOnDjango starts next-gen auth with its users read from a
+// Django-shaped platform table on backend holding users; extraYAML goes
+// under matrix: first (indented), as startNextGen's does. It returns the
+// environment and the platform's database.
+func startNextGenOnDjango(t *testing.T, backend string, users []platformUser, checkInterval, extraYAML string) (*nextGenEnv, *sql.DB) {
+	t.Helper()
+	platformURL, db := storagetest.DjangoPlatform(t, backend)
+	for _, u := range users {
+		storagetest.AddDjangoUsers(t, db, u.DjangoUser)
+	}
+	n := startNextGenNoAlice(t, backend, extraYAML+platformUsersYAML(platformURL, storagetest.DjangoQueries(backend), checkInterval))
+	return n, db
 }
 
 func TestPlatformUsersLogInThroughOpenIDAndRESTWithoutAWrite(t *testing.T) {

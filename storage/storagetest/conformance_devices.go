@@ -69,7 +69,7 @@ func testMatrixDevicesLiveWhileTheirFamilyHasALiveToken(t *testing.T, open Opene
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.MatrixDeviceByID(ctx, "u1", "DEV1"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := s.MatrixDeviceByFamily(ctx, "f1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("deleted device still found: %v", err)
 	}
 	if err := s.ReserveMatrixDevice(ctx, dev("f5", "u1", "DEV1")); err != nil {
