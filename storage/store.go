@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxidp/mxidp/migrations"
@@ -43,6 +44,9 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	stmts   sync.Map // query text → *sql.Stmt
+	// statements counts the statements sent to the database: every query
+	// and every BEGIN, COMMIT and ROLLBACK (Statements).
+	statements atomic.Uint64
 }
 
 // Open connects to the database a URL names (sqlite://PATH or
@@ -141,8 +145,15 @@ func (s *Store) migrator() (*goose.Provider, error) {
 	return goose.NewProvider(s.dialect.goose, s.db, fsys, opts...)
 }
 
+// Statements returns how many statements this store has sent to the
+// database since it was opened: queries, and BEGIN, COMMIT and ROLLBACK of
+// transactions. `/metrics` shows it, and the load generator divides it by
+// the login flows it drove.
+func (s *Store) Statements() uint64 { return s.statements.Load() }
+
 // inTx runs fn in a transaction and commits when it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.statements.Add(2) // BEGIN, and COMMIT or ROLLBACK
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", markUnavailable(ctx, err))
@@ -167,6 +178,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // connection that other transactions hold while they wait for this one's
 // lock. The pool's copy is prepared beside it, for later calls.
 func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	s.statements.Add(1) // the caller runs it next
 	st, ok := s.stmts.Load(query)
 	if !ok && tx != nil {
 		go s.stmt(context.WithoutCancel(ctx), nil, query) //nolint:errcheck // a failure shows at the next call

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/storage/storagetest"
@@ -30,5 +31,31 @@ func TestRedactURLHidesThePassword(t *testing.T) {
 		if got := storage.RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestStatementsCountsQueriesAndTransactions: a read is one statement; a
+// write in a transaction is its queries plus BEGIN and COMMIT.
+func TestStatementsCountsQueriesAndTransactions(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			s := storagetest.Open(t, backend, storage.Options{})
+			ctx := t.Context()
+			before := s.Statements()
+			if _, err := s.KeyRingVersion(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Statements() - before; got != 1 {
+				t.Errorf("one read counted as %d statements, want 1", got)
+			}
+			before = s.Statements()
+			if _, err := s.ChangeKeyRing(ctx, 0, storage.SigningKey{ID: "k1", Algorithm: "RS256", PublicJWK: "{}",
+				PrivateSealed: []byte{1}, CreatedAt: time.Now(), SignFrom: time.Now()}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Statements() - before; got < 3 {
+				t.Errorf("a write in a transaction counted as %d statements, want its queries plus BEGIN and COMMIT", got)
+			}
+		})
 	}
 }

@@ -48,9 +48,10 @@ func routeLabel(path string) string {
 	}
 }
 
-// newMetrics registers the request metrics, Go and process metrics, and
-// the length of the back-channel logout queue when pending is given.
-func newMetrics(pending func(context.Context) (int, error)) *metrics {
+// newMetrics registers the request metrics, Go and process metrics, the
+// length of the back-channel logout queue when pending is given, and the
+// count of database statements when statements is.
+func newMetrics(pending func(context.Context) (int, error), statements func() uint64) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -78,6 +79,11 @@ func newMetrics(pending func(context.Context) (int, error)) *metrics {
 			}
 			return float64(n)
 		}))
+	}
+	if statements != nil {
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "mxidp_db_statements_total", Help: "Statements sent to mxidp's own database: queries, and BEGIN, COMMIT and ROLLBACK.",
+		}, func() float64 { return float64(statements()) }))
 	}
 	return m
 }

@@ -37,6 +37,9 @@ type Deps struct {
 	// PendingLogouts, when set, counts queued back-channel logout notices
 	// for /metrics.
 	PendingLogouts func(context.Context) (int, error)
+	// Statements, when set, counts the statements sent to mxidp's own
+	// database, for /metrics.
+	Statements func() uint64
 }
 
 // JWKSPath is where the JSON Web Key Set is served (the path zitadel/oidc
@@ -50,7 +53,7 @@ var jwksMaxAge = []string{"public, max-age=300"}
 // NewHandler returns the complete HTTP handler.
 func NewHandler(d Deps) http.Handler {
 	r := chi.NewRouter()
-	m := newMetrics(d.PendingLogouts)
+	m := newMetrics(d.PendingLogouts, d.Statements)
 	if d.OpenID != nil && d.OpenID.Login != nil {
 		// The login page and the REST service share this Login.
 		d.OpenID.Login.Observe = func(door, result string) { m.passwordChecks.WithLabelValues(door, result).Inc() }

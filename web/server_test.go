@@ -104,7 +104,7 @@ func TestJWKSIsCacheableJSONWithSecurityHeaders(t *testing.T) {
 func TestPanicsBecomeA500AndALogEntry(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	h := logRequests(log, newMetrics(nil))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	h := logRequests(log, newMetrics(nil, nil))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x?code=SECRETCODE", nil))
 	if rec.Code != 500 || strings.Contains(rec.Body.String(), "boom") || !strings.Contains(rec.Body.String(), rec.Header().Get(requestIDHeader)) {

@@ -191,7 +191,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
 		ServerName: c.Matrix.ServerName, Registration: registration,
 		SSOClientAllowlist: c.Matrix.SSOClientAllowlist,
-	}, REST: rest, PendingLogouts: store.PendingDeliveries})
+	}, REST: rest, PendingLogouts: store.PendingDeliveries, Statements: store.Statements})
 	return svc, nil
 }
 
