@@ -67,25 +67,52 @@ func newMetrics(pending func(context.Context) (int, error), statements func() ui
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.passwordChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if pending != nil {
-		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "mxidp_backchannel_logout_pending", Help: "Back-channel logout notices waiting for delivery (-1: database unavailable).",
-		}, func() float64 {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			n, err := pending(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(n)
-		}))
-	}
-	if statements != nil {
-		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "mxidp_db_statements_total", Help: "Statements sent to mxidp's own database: queries, and BEGIN, COMMIT and ROLLBACK.",
-		}, func() float64 { return float64(statements()) }))
+	if pending != nil || statements != nil {
+		m.registry.MustRegister(&storeCollector{pending: pending, statements: statements})
 	}
 	return m
+}
+
+var (
+	pendingDesc = prometheus.NewDesc("mxidp_backchannel_logout_pending",
+		"Back-channel logout notices waiting for delivery (-1: database unavailable).", nil, nil)
+	statementsDesc = prometheus.NewDesc("mxidp_db_statements_total",
+		"Statements sent to mxidp's own database: queries, and BEGIN, COMMIT and ROLLBACK.", nil, nil)
+)
+
+// storeCollector reports the statement count and then the back-channel
+// logout queue, one after the other. Counting the queue is a statement
+// itself: read first, the count never includes the scrape's own query, so
+// that every scrape adds the same to the next one's count and the
+// difference of two scrapes is exact (the load generator counts a login
+// flow's statements so, step by step).
+type storeCollector struct {
+	pending    func(context.Context) (int, error)
+	statements func() uint64
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.statements != nil {
+		ch <- statementsDesc
+	}
+	if c.pending != nil {
+		ch <- pendingDesc
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.statements != nil {
+		ch <- prometheus.MustNewConstMetric(statementsDesc, prometheus.CounterValue, float64(c.statements()))
+	}
+	if c.pending != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := c.pending(ctx)
+		if err != nil {
+			n = -1
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n))
+	}
 }
 
 func (m *metrics) observe(path string, status int, d time.Duration) {
