@@ -11,7 +11,7 @@ import (
 // half is sealed by package keys; storage never sees it in the clear.
 type SigningKey struct {
 	ID            string // the JWS "kid"
-	Algorithm     string // e.g. RS256
+	Algorithm     string // RS256, ES256 or EdDSA (see package keys)
 	PublicJWK     string // JSON Web Key of the public half
 	PrivateSealed []byte
 	CreatedAt     time.Time
@@ -63,11 +63,11 @@ func (s *Store) KeyRing(ctx context.Context) (int64, []SigningKey, error) {
 	return version, list, nil
 }
 
-// ChangeKeyRing adds a key and removes the keys named in remove, provided
+// ChangeKeyRing adds keys and removes the keys named in remove, provided
 // the ring is still at version expected: a compare-and-swap, so of several
 // instances rotating at once exactly one succeeds and the others get
 // ErrConflict. It returns the new version.
-func (s *Store) ChangeKeyRing(ctx context.Context, expected int64, add SigningKey, remove []string) (int64, error) {
+func (s *Store) ChangeKeyRing(ctx context.Context, expected int64, add []SigningKey, remove []string) (int64, error) {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := s.exec(ctx, tx, `UPDATE key_ring SET version = version + 1 WHERE id = 1 AND version = $1`, expected)
 		if err := casResult(res, err); err != nil {
@@ -78,10 +78,15 @@ func (s *Store) ChangeKeyRing(ctx context.Context, expected int64, add SigningKe
 				return err
 			}
 		}
-		_, err = s.exec(ctx, tx, `INSERT INTO signing_keys (kid, algorithm, public_jwk, private_sealed, created_at, sign_from)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
-			add.ID, add.Algorithm, add.PublicJWK, add.PrivateSealed, unix(add.CreatedAt), unix(add.SignFrom))
-		return s.wrapWrite(err, "add signing key")
+		for _, k := range add {
+			_, err = s.exec(ctx, tx, `INSERT INTO signing_keys (kid, algorithm, public_jwk, private_sealed, created_at, sign_from)
+				VALUES ($1, $2, $3, $4, $5, $6)`,
+				k.ID, k.Algorithm, k.PublicJWK, k.PrivateSealed, unix(k.CreatedAt), unix(k.SignFrom))
+			if err != nil {
+				return s.wrapWrite(err, "add signing key")
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("change key ring: %w", err)

@@ -49,8 +49,8 @@ func TestStatementsCountsQueriesAndTransactions(t *testing.T) {
 				t.Errorf("one read counted as %d statements, want 1", got)
 			}
 			before = s.Statements()
-			if _, err := s.ChangeKeyRing(ctx, 0, storage.SigningKey{ID: "k1", Algorithm: "RS256", PublicJWK: "{}",
-				PrivateSealed: []byte{1}, CreatedAt: time.Now(), SignFrom: time.Now()}, nil); err != nil {
+			if _, err := s.ChangeKeyRing(ctx, 0, []storage.SigningKey{{ID: "k1", Algorithm: "RS256", PublicJWK: "{}",
+				PrivateSealed: []byte{1}, CreatedAt: time.Now(), SignFrom: time.Now()}}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := s.Statements() - before; got < 3 {

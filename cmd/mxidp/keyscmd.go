@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,7 @@ func (a *app) keysListCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List signing keys and their states (pending, active, retired, expired)",
+		Short: "List signing keys, their algorithms and states (pending, active, retired, expired)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
@@ -73,11 +74,19 @@ func (a *app) keysListCommand() *cobra.Command {
 
 func (a *app) keysRotateCommand() *cobra.Command {
 	var now bool
+	var alg string
 	cmd := &cobra.Command{
-		Use:   "rotate",
-		Short: "Publish a new signing key now; it signs after keys.publication_delay",
+		Use:   "rotate [--alg ALG] [--now]",
+		Short: "Publish new signing keys now (one per algorithm, or for --alg only); they sign after keys.publication_delay",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var algs []string
+			if alg != "" {
+				if err := keys.CheckAlgorithm(alg); err != nil {
+					return usageError{fmt.Errorf("--alg: %w", err)}
+				}
+				algs = []string{alg}
+			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
 				// The secret must exist already: a new one here would seal a
 				// key that the running instances cannot open.
@@ -89,23 +98,31 @@ func (a *app) keysRotateCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				k, err := keys.NewRing(s, sealer, ringConfig(c, nil)).Rotate(cmd.Context(), now)
+				added, err := keys.NewRing(s, sealer, ringConfig(c, nil)).Rotate(cmd.Context(), now, algs...)
 				if err != nil {
 					return err
 				}
-				detail := "new key " + k.ID
+				var names []string
+				for _, k := range added {
+					names = append(names, k.ID+" ("+k.Algorithm+")")
+				}
+				detail := "new keys " + strings.Join(names, ", ")
 				if now {
 					detail += ", signing at once"
 				}
 				if err := s.AddAuditEvent(cmd.Context(), storage.AuditEvent{Event: "keys.rotated", Detail: detail}); err != nil {
-					return fmt.Errorf("the key was added, but not recorded in the audit log: %w", err)
+					return fmt.Errorf("the keys were added, but not recorded in the audit log: %w", err)
 				}
-				fmt.Fprintf(a.stdout, "added signing key %s (%s): published now, signs from %s\n", k.ID, k.State, k.SignFrom.UTC().Format(time.RFC3339))
-				fmt.Fprintf(a.stdout, "running instances pick it up within keys.refresh_interval (%s)\n", c.Keys.RefreshInterval)
+				for _, k := range added {
+					fmt.Fprintf(a.stdout, "added %s signing key %s (%s): published now, signs from %s\n",
+						k.Algorithm, k.ID, k.State, k.SignFrom.UTC().Format(time.RFC3339))
+				}
+				fmt.Fprintf(a.stdout, "running instances pick them up within keys.refresh_interval (%s)\n", c.Keys.RefreshInterval)
 				return nil
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&now, "now", false, "sign with the new key at once (after a compromise); relying parties must refetch the JWKS")
+	cmd.Flags().BoolVar(&now, "now", false, "sign with the new keys at once (after a compromise); relying parties must refetch the JWKS")
+	cmd.Flags().StringVar(&alg, "alg", "", "rotate only this algorithm's key: "+strings.Join(keys.Algorithms, ", ")+" (default: every algorithm)")
 	return cmd
 }

@@ -371,16 +371,16 @@ func testKeyRingCompareAndSwap(t *testing.T, open Opener) {
 		t.Fatalf("empty ring = %d, %v, %v", v, keys, err)
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if v, err = s.ChangeKeyRing(ctx, 0, key("k1", t0), nil); err != nil || v != 1 {
+	if v, err = s.ChangeKeyRing(ctx, 0, []storage.SigningKey{key("k1", t0)}, nil); err != nil || v != 1 {
 		t.Fatalf("first key: %d, %v", v, err)
 	}
-	if _, err := s.ChangeKeyRing(ctx, 0, key("k-stale", t0), nil); !errors.Is(err, storage.ErrConflict) {
+	if _, err := s.ChangeKeyRing(ctx, 0, []storage.SigningKey{key("k-stale", t0)}, nil); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("change from a stale version: err = %v, want ErrConflict", err)
 	}
-	if v, err = s.ChangeKeyRing(ctx, 1, key("k2", t0.Add(time.Hour)), nil); err != nil || v != 2 {
+	if v, err = s.ChangeKeyRing(ctx, 1, []storage.SigningKey{key("k2", t0.Add(time.Hour))}, nil); err != nil || v != 2 {
 		t.Fatalf("second key: %d, %v", v, err)
 	}
-	if v, err = s.ChangeKeyRing(ctx, 2, key("k3", t0.Add(2*time.Hour)), []string{"k1"}); err != nil || v != 3 {
+	if v, err = s.ChangeKeyRing(ctx, 2, []storage.SigningKey{key("k3", t0.Add(2*time.Hour))}, []string{"k1"}); err != nil || v != 3 {
 		t.Fatalf("third key: %d, %v", v, err)
 	}
 	v, keys, err = s.KeyRing(ctx)
@@ -408,7 +408,7 @@ func testKeyRingParallelRotations(t *testing.T, open Opener) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.ChangeKeyRing(ctx, 0, key(fmt.Sprintf("k%d", i), time.Now()), nil)
+			_, err := s.ChangeKeyRing(ctx, 0, []storage.SigningKey{key(fmt.Sprintf("k%d", i), time.Now())}, nil)
 			switch {
 			case err == nil:
 				wins.Add(1)
