@@ -34,7 +34,19 @@ type Client struct {
 	LogoURI         string
 	TOSURI          string
 	PolicyURI       string
+
+	// IDTokenAlg signs the client's ID tokens and logout tokens: RS256,
+	// ES256 or EdDSA (package keys); "" is stored as RS256.
+	IDTokenAlg string
+	// UserinfoAlg, when set, makes /userinfo answer the client's access
+	// tokens with a JWT signed with it; "" answers JSON.
+	UserinfoAlg string
 }
+
+// DefaultIDTokenAlg is the algorithm of a client that names none (OpenID
+// Connect Dynamic Client Registration §2: id_token_signed_response_alg
+// defaults to RS256).
+const DefaultIDTokenAlg = "RS256"
 
 // The application types of RFC 7591 clients.
 const (
@@ -44,7 +56,8 @@ const (
 
 const clientColumns = `id, secret_hash, public, redirect_uris, post_logout_redirect_uris,
 	skip_consent, backchannel_logout_uri, created_at, updated_at, name,
-	dynamic, application_type, client_uri, logo_uri, tos_uri, policy_uri`
+	dynamic, application_type, client_uri, logo_uri, tos_uri, policy_uri,
+	id_token_signed_response_alg, userinfo_signed_response_alg`
 
 func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
@@ -52,7 +65,8 @@ func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var created, updated int64
 	err := row.Scan(&c.ID, &c.SecretHash, &c.Public, &redirects, &postLogout,
 		&c.SkipConsent, &c.BackchannelLogoutURI, &created, &updated, &c.Name,
-		&c.Dynamic, &c.ApplicationType, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI)
+		&c.Dynamic, &c.ApplicationType, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI,
+		&c.IDTokenAlg, &c.UserinfoAlg)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Client{}, ErrNotFound
 	}
@@ -80,12 +94,21 @@ func clientArgs(c Client) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientDefaults(&c)
+	return []any{c.ID, c.SecretHash, c.Public, redirects, postLogout, c.SkipConsent,
+		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt), c.Name,
+		c.Dynamic, c.ApplicationType, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI,
+		c.IDTokenAlg, c.UserinfoAlg}, nil
+}
+
+// clientDefaults fills what a client left empty as it is stored.
+func clientDefaults(c *Client) {
 	if c.ApplicationType == "" {
 		c.ApplicationType = ApplicationWeb
 	}
-	return []any{c.ID, c.SecretHash, c.Public, redirects, postLogout, c.SkipConsent,
-		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt), c.Name,
-		c.Dynamic, c.ApplicationType, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI}, nil
+	if c.IDTokenAlg == "" {
+		c.IDTokenAlg = DefaultIDTokenAlg
+	}
 }
 
 // jsonList encodes a list of strings, nil as [].
@@ -106,13 +129,11 @@ func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 		return Client{}, err
 	}
 	_, err = s.exec(ctx, nil, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`, args...)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...)
 	if err != nil {
 		return Client{}, s.wrapWrite(err, fmt.Sprintf("create client %q", c.ID))
 	}
-	if c.ApplicationType == "" {
-		c.ApplicationType = ApplicationWeb
-	}
+	clientDefaults(&c)
 	return c, nil
 }
 
@@ -157,6 +178,7 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 		}
 		c.ID = id
 		c.UpdatedAt = s.now().UTC().Truncate(time.Second)
+		clientDefaults(&c)
 		args, err := clientArgs(c)
 		if err != nil {
 			return err
@@ -165,7 +187,8 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*Client
 		args = append(args[:7:7], args[8:]...)
 		_, err = s.exec(ctx, tx, `UPDATE clients SET secret_hash = $2, public = $3, redirect_uris = $4,
 			post_logout_redirect_uris = $5, skip_consent = $6, backchannel_logout_uri = $7, updated_at = $8, name = $9,
-			dynamic = $10, application_type = $11, client_uri = $12, logo_uri = $13, tos_uri = $14, policy_uri = $15
+			dynamic = $10, application_type = $11, client_uri = $12, logo_uri = $13, tos_uri = $14, policy_uri = $15,
+			id_token_signed_response_alg = $16, userinfo_signed_response_alg = $17
 			WHERE id = $1`, args...)
 		if err != nil {
 			return fmt.Errorf("update client %q: %w", id, err)
