@@ -267,6 +267,11 @@ type NewClient struct {
 	Secret               string
 	SkipConsent          bool
 	BackchannelLogoutURI string
+	// IDTokenAlg signs the client's ID tokens and logout tokens (one of
+	// keys.Algorithms; "" is RS256). UserinfoAlg, when set, makes
+	// /userinfo answer the client with a JWT signed with it.
+	IDTokenAlg  string
+	UserinfoAlg string
 }
 
 // AddClient registers a client and returns it with its secret in the
@@ -288,9 +293,13 @@ func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client,
 			return storage.Client{}, "", err
 		}
 	}
+	if err := checkClientAlgs(nc.IDTokenAlg, nc.UserinfoAlg); err != nil {
+		return storage.Client{}, "", err
+	}
 	c := storage.Client{
 		ID: nc.ID, Name: strings.TrimSpace(nc.Name), Public: nc.Public, RedirectURIs: nc.RedirectURIs, PostLogoutRedirectURIs: nc.PostLogoutRedirectURIs,
 		SkipConsent: nc.SkipConsent, BackchannelLogoutURI: nc.BackchannelLogoutURI,
+		IDTokenAlg: nc.IDTokenAlg, UserinfoAlg: nc.UserinfoAlg,
 	}
 	secret, err := chooseSecret(nc.Public, nc.Secret)
 	if err != nil {
@@ -304,7 +313,7 @@ func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client,
 		return storage.Client{}, "", fmt.Errorf("a client %q exists already", nc.ID)
 	}
 	return c, secret, a.audit(ctx, err, storage.AuditEvent{Event: "client.added", ClientID: c.ID,
-		Detail: "redirect URIs: " + strings.Join(c.RedirectURIs, " ")})
+		Detail: "redirect URIs: " + strings.Join(c.RedirectURIs, " ") + signingDetail(c)})
 }
 
 func chooseSecret(public bool, chosen string) (string, error) {

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/storage"
 )
@@ -133,7 +133,7 @@ func oneLineError(err error) string {
 
 // post sends one logout token; any 2xx is success (Back-Channel Logout §2.8).
 func (b *Backchannel) post(ctx context.Context, d storage.Delivery) error {
-	token, err := b.LogoutToken(d)
+	token, err := b.LogoutToken(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -163,15 +163,16 @@ func (b *Backchannel) post(ctx context.Context, d storage.Delivery) error {
 // LogoutToken signs the logout token for one notice (Back-Channel Logout
 // §2.4, as Synapse synapse/handlers/oidc.py checks it): iss, aud, iat,
 // exp, jti, sub, sid and the logout event, never a nonce; header typ
-// logout+jwt, with the kid of the key that signs now.
-func (b *Backchannel) LogoutToken(d storage.Delivery) (string, error) {
-	k, err := b.Ring.SigningKey()
-	if err != nil {
-		return "", err
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: k.Signer(), KeyID: k.ID}},
-		(&jose.SignerOptions{}).WithType("logout+jwt"))
-	if err != nil {
+// logout+jwt, with the kid of the key that signs now with the client's
+// ID token algorithm (a client verifies both with the same settings; one
+// removed since is sent RS256).
+func (b *Backchannel) LogoutToken(ctx context.Context, d storage.Delivery) (string, error) {
+	alg := keys.DefaultAlgorithm
+	c, err := b.Store.ClientByID(ctx, d.ClientID)
+	switch {
+	case err == nil:
+		alg = idTokenAlg(c)
+	case !errors.Is(err, storage.ErrNotFound):
 		return "", err
 	}
 	now := b.now()
@@ -189,9 +190,5 @@ func (b *Backchannel) LogoutToken(d storage.Delivery) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return b.Ring.Sign(alg, "logout+jwt", payload)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/mxidp/mxidp/keys"
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -40,6 +41,9 @@ func NewOP(o *OpenID, secret []byte) (*op.Provider, error) {
 			AllowedHeaders: []string{"Authorization", "Content-Type", "Accept"},
 		}),
 	}
+	// An id_token_hint may be an ID token of any client, so of any of the
+	// ring's algorithms (the library's default leaves EdDSA out).
+	opts = append(opts, op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(keys.Algorithms...)))
 	u, err := url.Parse(o.Issuer)
 	if err != nil {
 		return nil, err
@@ -71,6 +75,8 @@ func Discovery(p *op.Provider, o *OpenID) ([]byte, error) {
 	d.CheckSessionIframe = ""
 	d.RequestParameterSupported = false
 	d.CodeChallengeMethodsSupported = []oidc.CodeChallengeMethod{oidc.CodeChallengeMethodS256}
+	// Signed userinfo, for a client registered with a userinfo algorithm.
+	d.UserinfoSigningAlgValuesSupported = keys.Algorithms
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("discovery document: %w", err)

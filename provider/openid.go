@@ -493,33 +493,45 @@ func (o *OpenID) endSessions(ctx context.Context, key string, bySession bool) er
 // signingKey adapts keys.Key to op.SigningKey.
 type signingKey struct{ k keys.Key }
 
-func (s signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.RS256 }
-func (s signingKey) Key() any                                    { return s.k.Signer() }
-func (s signingKey) ID() string                                  { return s.k.ID }
+// SignatureAlgorithm is the key's algorithm: the library signs with it
+// and derives at_hash and c_hash from it (OIDC Core §3.1.3.6, §3.3.2.11).
+func (s signingKey) SignatureAlgorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(s.k.Algorithm)
+}
+func (s signingKey) Key() any   { return s.k.Signer() }
+func (s signingKey) ID() string { return s.k.ID }
 
-// SigningKey returns the key that signs now.
-func (o *OpenID) SigningKey(context.Context) (op.SigningKey, error) {
-	k, err := o.Ring.SigningKey()
+// SigningKey returns the key that signs now with the algorithm of the
+// client the request is for (see WithClientSigning).
+func (o *OpenID) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	k, err := o.Ring.SigningKeyFor(signingAlg(ctx))
 	if err != nil {
 		return nil, err
 	}
 	return signingKey{k}, nil
 }
 
-// SignatureAlgorithms lists the one algorithm mxidp signs with.
+// SignatureAlgorithms lists every algorithm of the ring, RS256 first, for
+// discovery's id_token_signing_alg_values_supported: relying parties such
+// as Synapse accept only what it lists.
 func (o *OpenID) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.RS256}, nil
+	out := make([]jose.SignatureAlgorithm, len(keys.Algorithms))
+	for i, alg := range keys.Algorithms {
+		out[i] = jose.SignatureAlgorithm(alg)
+	}
+	return out, nil
 }
 
 // publicKey adapts a published key to op.Key.
 type publicKey struct{ k jose.JSONWebKey }
 
 func (p publicKey) ID() string                         { return p.k.KeyID }
-func (p publicKey) Algorithm() jose.SignatureAlgorithm { return jose.RS256 }
+func (p publicKey) Algorithm() jose.SignatureAlgorithm { return jose.SignatureAlgorithm(p.k.Algorithm) }
 func (p publicKey) Use() string                        { return "sig" }
 func (p publicKey) Key() any                           { return p.k.Key }
 
-// KeySet returns the published keys (to verify id_token_hint).
+// KeySet returns the published keys of every algorithm, each with its
+// own, to verify id_token_hint.
 func (o *OpenID) KeySet(context.Context) ([]op.Key, error) {
 	var out []op.Key
 	for _, k := range o.Ring.Published() {
@@ -552,6 +564,7 @@ func (o *OpenID) GetClientByClientID(ctx context.Context, id string) (op.Client,
 	if err != nil {
 		return nil, err
 	}
+	noteClientSigning(ctx, c)
 	return &Client{Client: c, issuer: o.Issuer, idTokenLifetime: o.Lifetimes.IDToken, matrix: o.Matrix != nil}, nil
 }
 

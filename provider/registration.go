@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -71,6 +72,11 @@ type Registration struct {
 	TOSURI          string
 	PolicyURI       string
 	RedirectURIs    []string
+	// IDTokenAlg is the id_token_signed_response_alg asked for, RS256 when
+	// none; UserinfoAlg the userinfo_signed_response_alg, "" for JSON
+	// (OpenID Connect Dynamic Client Registration §2).
+	IDTokenAlg  string
+	UserinfoAlg string
 }
 
 // The grant and response types every dynamic client gets: the
@@ -96,7 +102,7 @@ func ParseRegistration(body []byte) (Registration, error) {
 		return Registration{}, err
 	}
 	var reg Registration
-	var name, clientURI, logo, tos, policy, authMethod, appType string
+	var name, clientURI, logo, tos, policy, authMethod, appType, idTokenAlg, userinfoAlg string
 	var redirects, grants, responses []string
 	var hasGrants, hasResponses, hasRedirects bool
 	for _, f := range []struct {
@@ -109,6 +115,7 @@ func ParseRegistration(body []byte) (Registration, error) {
 		{"token_endpoint_auth_method", &authMethod, nil}, {"application_type", &appType, nil},
 		{"redirect_uris", &redirects, &hasRedirects}, {"grant_types", &grants, &hasGrants},
 		{"response_types", &responses, &hasResponses},
+		{"id_token_signed_response_alg", &idTokenAlg, nil}, {"userinfo_signed_response_alg", &userinfoAlg, nil},
 	} {
 		raw, ok := fields[f.key]
 		if !ok || string(raw) == "null" {
@@ -141,6 +148,18 @@ func ParseRegistration(body []byte) (Registration, error) {
 		reg.ApplicationType = storage.ApplicationNative
 	default:
 		return Registration{}, metadataError("application_type must be \"web\" or \"native\"")
+	}
+	// The algorithms a client asks its tokens to be signed with: one of
+	// the ring's, exactly so spelled. "none" (unsigned ID tokens, which
+	// the Registration spec lets a code-flow client ask for, and mxidp
+	// never issues) and HS256 (a MAC keyed with the client's secret: public
+	// clients have none, and whoever holds it could make tokens that
+	// verify) are refused, as is any other value.
+	if reg.IDTokenAlg, err = registeredAlg("id_token_signed_response_alg", idTokenAlg, keys.DefaultAlgorithm); err != nil {
+		return Registration{}, err
+	}
+	if reg.UserinfoAlg, err = registeredAlg("userinfo_signed_response_alg", userinfoAlg, ""); err != nil {
+		return Registration{}, err
 	}
 	if hasGrants {
 		if len(grants) > maxListEntries {
@@ -202,6 +221,18 @@ func ParseRegistration(body []byte) (Registration, error) {
 		}
 	}
 	return reg, nil
+}
+
+// registeredAlg checks a requested signing algorithm; an omitted one is
+// def.
+func registeredAlg(key, alg, def string) (string, error) {
+	if alg == "" {
+		return def, nil
+	}
+	if err := keys.CheckAlgorithm(alg); err != nil {
+		return "", metadataError("%s: %v", key, err)
+	}
+	return alg, nil
 }
 
 // strictObject parses body as one JSON object whose keys, at every depth,
@@ -544,6 +575,10 @@ type RegisteredClient struct {
 	GrantTypes              []string `json:"grant_types"`
 	ResponseTypes           []string `json:"response_types"`
 	ApplicationType         string   `json:"application_type"`
+	// The signing algorithms registered (OpenID Connect Dynamic Client
+	// Registration §3.2: the answer holds every registered value).
+	IDTokenSignedResponseAlg  string `json:"id_token_signed_response_alg"`
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
 }
 
 // Register stores a registration as a new public client with a random
@@ -564,11 +599,13 @@ func (o *OpenID) Register(ctx context.Context, reg Registration, network string,
 	c, err := o.Store.CreateClient(ctx, storage.Client{
 		ID: newID(), Name: reg.Name, Public: true, Dynamic: true, ApplicationType: reg.ApplicationType,
 		RedirectURIs: reg.RedirectURIs, ClientURI: reg.ClientURI, LogoURI: reg.LogoURI, TOSURI: reg.TOSURI, PolicyURI: reg.PolicyURI,
+		IDTokenAlg: reg.IDTokenAlg, UserinfoAlg: reg.UserinfoAlg,
 	})
 	if err != nil {
 		return RegisteredClient{}, err
 	}
-	detail := fmt.Sprintf("%s application %q from %s, %d redirect URI(s)", reg.ApplicationType, clip(reg.Name), reg.ClientURI, len(reg.RedirectURIs))
+	detail := fmt.Sprintf("%s application %q from %s, %d redirect URI(s)", reg.ApplicationType, clip(reg.Name), reg.ClientURI, len(reg.RedirectURIs)) +
+		signingDetail(c)
 	if err := o.Store.AddAuditEvent(ctx, storage.AuditEvent{Event: "client.registered", ClientID: c.ID, Network: network, Detail: detail}); err != nil {
 		o.Logger.Warn("recording an audit event failed", "event", "client.registered", "err", err)
 	}
@@ -576,7 +613,7 @@ func (o *OpenID) Register(ctx context.Context, reg Registration, network string,
 		ClientID: c.ID, ClientIDIssuedAt: c.CreatedAt.Unix(), ClientName: c.Name, ClientURI: c.ClientURI,
 		LogoURI: c.LogoURI, TOSURI: c.TOSURI, PolicyURI: c.PolicyURI, RedirectURIs: c.RedirectURIs,
 		TokenEndpointAuthMethod: "none", GrantTypes: registeredGrantTypes, ResponseTypes: registeredResponseTypes,
-		ApplicationType: c.ApplicationType,
+		ApplicationType: c.ApplicationType, IDTokenSignedResponseAlg: c.IDTokenAlg, UserinfoSignedResponseAlg: c.UserinfoAlg,
 	}, nil
 }
 

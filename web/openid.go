@@ -115,7 +115,8 @@ func (h *openIDRoutes) discovery(w http.ResponseWriter, r *http.Request) {
 	w.Write(h.Discovery)
 }
 
-// userinfo answers OIDC Core §5.3 for a bearer access token. A missing,
+// userinfo answers OIDC Core §5.3 for a bearer access token: JSON, or a
+// JWT for a client that asked for signed userinfo. A missing,
 // invalid, expired or revoked token gets 401 with WWW-Authenticate, never
 // a 200 (RFC 6750 §3.1): Synapse synapse/handlers/oidc.py does not look at
 // the status and would take any 200 body for the user's claims.
@@ -128,16 +129,30 @@ func (h *openIDRoutes) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	info := new(oidc.UserInfo)
 	err := provider.ErrInvalidToken
+	var jwt string
 	if id, subject, found := openAccessToken(h.OP.Crypto().Decrypt, token); found {
-		err = h.Storage.SetUserinfoFromToken(r.Context(), info, id, subject, "")
+		jwt, err = h.Storage.Userinfo(r.Context(), info, id, subject)
 	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mxidp", error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
 		return
 	}
+	if jwt != "" {
+		// A client registered with userinfo_signed_response_alg gets the
+		// claims as a signed JWT (OIDC Core §5.3.2).
+		hdr := w.Header()
+		hdr["Content-Type"] = valueJWT
+		hdr["Cache-Control"] = valueNoStore
+		hdr["Pragma"] = valueNoCache
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(jwt))
+		return
+	}
 	writeJSON(w, http.StatusOK, info)
 }
+
+var valueJWT = []string{"application/jwt"}
 
 // page starts the data of a page in the language the request asks for.
 func (h *openIDRoutes) page(r *http.Request, uiLocales string) page {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/mxidp/mxidp/provider"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -28,7 +29,9 @@ func mountToken(r chi.Router, p *op.Provider) {
 				"error_description": "only the authorization_code and refresh_token grants are served"})
 			return
 		}
-		p.ServeHTTP(w, r)
+		// The ID token is signed with the requesting client's algorithm,
+		// which the library's client lookup notes here.
+		p.ServeHTTP(w, r.WithContext(provider.WithClientSigning(r.Context())))
 	}))
 	r.HandleFunc(p.IntrospectionEndpoint().Relative(), clientDoor(p.ServeHTTP))
 	r.HandleFunc(p.RevocationEndpoint().Relative(), clientDoor(p.ServeHTTP))
