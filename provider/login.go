@@ -161,27 +161,24 @@ func (l *Login) CheckPassword(ctx context.Context, a Attempt) (storage.User, err
 		l.refused(ctx, a, err, storage.User{})
 		return storage.User{}, err
 	}
-	u, reason, wait, err := l.verify(ctx, a)
+	// verify ends the checks under keys, with its own.
+	u, reason, wait, err := l.verify(ctx, a, keys)
 	pad(ctx, wait) // outside the hash slot: waiting costs no CPU
 	var te *ThrottledError
 	switch {
 	case err == nil:
-		l.finish(ctx, keys, right)
 		l.observe(a.Door, "succeeded")
 		event.Event, event.UserID, event.Username, event.Detail = "login.succeeded", u.ID, u.Username, a.Door
 	case errors.Is(err, ErrBadCredentials):
-		l.finish(ctx, keys, wrong)
 		l.observe(a.Door, "failed")
 		event.Event, event.UserID, event.Detail = "login.failed", u.ID, a.Door+": "+reason
 	case errors.As(err, &te):
 		// The account, found by another name, is held off: this name's
 		// check decided nothing.
-		l.finish(ctx, keys, undecided)
 		l.refused(ctx, a, err, u)
 		return storage.User{}, err
 	default:
-		l.finish(ctx, keys, undecided) // not the user's doing
-		l.observe(a.Door, "error")
+		l.observe(a.Door, "error") // not the user's doing
 		return storage.User{}, err
 	}
 	l.audit(ctx, event)
@@ -229,22 +226,29 @@ func (l *Login) refuseOversized(a Attempt) {
 // known, for its ID), and how long the caller must wait before answering so
 // that every refusal takes the same time (see timing.go). A known account
 // is admitted under its own throttle key first; when that refuses, the
-// error is a ThrottledError and the user is the account.
-func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, time.Duration, error) {
+// error is a ThrottledError and the user is the account. verify ends every
+// check it was admitted to, under keys (the attempt's, admitted by the
+// caller) and the account's own, in one statement where it can: a wrong
+// password ends them as failures, anything short of a decision as
+// undecided.
+func (l *Login) verify(ctx context.Context, a Attempt, keys []throttleKey) (storage.User, string, time.Duration, error) {
 	// The hash slot bounds the lookups too: a flood of logins queues
 	// before reaching the user store.
 	release, err := l.hashSlot(ctx)
 	if err != nil {
+		l.finish(ctx, keys, undecided)
 		return storage.User{}, "", 0, err
 	}
 	u, err := l.users().UserByLogin(ctx, a.Login)
 	if errors.Is(err, storage.ErrNotFound) {
 		took := l.checkDummy(a.Password)
 		release()
+		l.finish(ctx, keys, wrong)
 		return storage.User{}, "unknown user", l.padding(took), ErrBadCredentials
 	}
 	release() // waiting for the account's counter holds no slot
 	if err != nil {
+		l.finish(ctx, keys, undecided)
 		return storage.User{}, "", 0, err
 	}
 	// What a known account costs beyond its hash (admitting and finishing
@@ -253,10 +257,12 @@ func (l *Login) verify(ctx context.Context, a Attempt) (storage.User, string, ti
 	// account, for a hash slot) is not: it is no work, and would skew the
 	// average.
 	start := time.Now()
-	keys, waited, err := l.admitUser(ctx, u.ID)
+	own, waited, err := l.admitUser(ctx, u.ID)
 	if err != nil {
+		l.finish(ctx, keys, undecided)
 		return storage.User{ID: u.ID, Username: u.Username}, "", 0, err
 	}
+	keys = append(slices.Clip(keys), own...)
 	var took time.Duration
 	if !waited {
 		took = time.Since(start)

@@ -164,10 +164,28 @@ func (l *Login) admitUser(ctx context.Context, userID string) (keys []throttleKe
 // with a ThrottledError. It returns the keys it was admitted under.
 func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 	p := l.policy()
+	keys := l.throttleKeys(a)
+	common := make([]storage.ThrottleKey, len(keys))
+	for i, k := range keys {
+		common[i] = storage.ThrottleKey{Key: k.key, Burst: int64(p.burst(k))}
+	}
+	// Usually every key has room: one statement admits them all. The
+	// others are asked for one by one, in order, as before.
+	fast, err := l.Store.AdmitCommon(ctx, common, p.ForgetAfter)
+	if err != nil {
+		return nil, err
+	}
 	var admitted []throttleKey
-	for _, k := range l.throttleKeys(a) {
-		_, err := l.admitOne(ctx, k, int64(p.burst(k)), p.ForgetAfter)
-		if err != nil {
+	for _, k := range keys {
+		if fast[k.key] {
+			admitted = append(admitted, k)
+		}
+	}
+	for _, k := range keys {
+		if fast[k.key] {
+			continue
+		}
+		if _, err := l.admitOne(ctx, k, int64(p.burst(k)), p.ForgetAfter); err != nil {
 			l.finish(ctx, admitted, undecided)
 			return nil, err
 		}
@@ -176,9 +194,6 @@ func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 	return admitted, nil
 }
 
-// admitOne waits for key's admission: while the key's allowance is taken
-// by checks under way it asks again, a little later each time. waited
-// says whether it did.
 func (l *Login) admitOne(ctx context.Context, k throttleKey, burst int64, forgetAfter time.Duration) (waited bool, err error) {
 	wait := 5 * time.Millisecond
 	for {
@@ -215,15 +230,26 @@ const (
 func (l *Login) finish(ctx context.Context, keys []throttleKey, o outcome) {
 	ctx = context.WithoutCancel(ctx)
 	p := l.policy()
+	if o != wrong {
+		// Nothing is computed from the rows: one statement ends them all.
+		var all, forget []string
+		for _, k := range keys {
+			all = append(all, k.key)
+			if k.kind == "account" {
+				forget = append(forget, k.key)
+			}
+		}
+		if err := l.Store.FinishMany(ctx, all, forget, o == right); err != nil {
+			l.Logger.Warn("updating a throttle counter failed", "err", err)
+		}
+		return
+	}
 	for _, k := range keys {
 		var err error
-		switch {
-		case o == undecided:
-			err = l.Store.Abandon(ctx, k.key)
-		case k.kind == "account":
-			err = l.Store.Finish(ctx, k.key, o == wrong, true, p.delays(p.AccountBurst, p.HardLock))
-		default:
-			err = l.Store.Finish(ctx, k.key, o == wrong, false, p.delays(p.burst(k), false))
+		if k.kind == "account" {
+			err = l.Store.Finish(ctx, k.key, true, true, p.delays(p.AccountBurst, p.HardLock))
+		} else {
+			err = l.Store.Finish(ctx, k.key, true, false, p.delays(p.burst(k), false))
 		}
 		if err != nil {
 			l.Logger.Warn("updating a throttle counter failed", "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -63,6 +64,93 @@ func (s *Store) Admit(ctx context.Context, key string, burst int64, forgetAfter 
 		return true
 	})
 	return a, err
+}
+
+// ThrottleKey names a counter and the burst it allows (see Admit).
+type ThrottleKey struct {
+	Key   string
+	Burst int64
+}
+
+// AdmitCommon admits one check under each of keys that is in the common
+// case (its row touched lately, nothing held off, room for one more), all
+// in one statement, and returns the ones it admitted. The caller asks for
+// each of the others with Admit, which decides every case.
+func (s *Store) AdmitCommon(ctx context.Context, keys []ThrottleKey, forgetAfter time.Duration) (map[string]bool, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	// Each key's room is computed from its own burst: a CASE over the
+	// keys picks it. The query text depends only on len(keys) (one to
+	// three in practice), so its prepared statements stay few.
+	now := s.now().UnixMilli()
+	args := []any{now, min(forgetAfter, inflightTimeout).Milliseconds()}
+	var in, burst strings.Builder
+	for i, k := range keys {
+		args = append(args, k.Key, k.Burst)
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		fmt.Fprintf(&in, "$%d", 3+2*i)
+		fmt.Fprintf(&burst, " WHEN $%d THEN CAST($%d AS BIGINT)", 3+2*i, 4+2*i)
+	}
+	rows, err := s.query(ctx, nil, `UPDATE throttle SET inflight = inflight + 1, updated_at = $1
+		WHERE key IN (`+in.String()+`) AND next_at <= $1 AND $1 - updated_at <= $2
+		AND inflight < CASE WHEN (CASE key`+burst.String()+` END) - failures > 1 THEN (CASE key`+burst.String()+` END) - failures ELSE 1 END
+		RETURNING key`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("throttle: %w", err)
+	}
+	defer rows.Close()
+	admitted := make(map[string]bool, len(keys))
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("throttle: %w", err)
+		}
+		admitted[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("throttle: %w", markUnavailable(ctx, err))
+	}
+	return admitted, nil
+}
+
+// FinishMany ends admitted checks that no wrong password decided, all in
+// one statement: each key stops counting its check as under way. decided
+// says the check found the right password, as Finish with wrong false: the
+// keys are touched, and those in forget lose their failures; otherwise it
+// decided nothing, as Abandon.
+func (s *Store) FinishMany(ctx context.Context, keys, forget []string, decided bool) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var args []any
+	set := `inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END`
+	if decided {
+		args = append(args, s.now().UnixMilli())
+		set += `, updated_at = $1`
+	}
+	list := func(ks []string) string {
+		var b strings.Builder
+		for i, k := range ks {
+			args = append(args, k)
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", len(args))
+		}
+		return b.String()
+	}
+	where := list(keys)
+	if decided && len(forget) > 0 {
+		f := list(forget)
+		set += `, failures = CASE WHEN key IN (` + f + `) THEN 0 ELSE failures END, next_at = CASE WHEN key IN (` + f + `) THEN 0 ELSE next_at END`
+	}
+	if _, err := s.exec(ctx, nil, `UPDATE throttle SET `+set+` WHERE key IN (`+where+`)`, args...); err != nil {
+		return fmt.Errorf("throttle: %w", err)
+	}
+	return nil
 }
 
 // Finish ends an admitted check. A wrong password counts as a failure and

@@ -63,6 +63,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"ThrottleLetsParallelRightPasswordsThrough", testThrottleLetsParallelRightPasswordsThrough},
 		{"ThrottleDelaysGrowAndSuccessOrTimeForgets", testThrottleDelaysGrowAndSuccessOrTimeForgets},
 		{"ThrottleForgetsAbandonedChecks", testThrottleForgetsAbandonedChecks},
+		{"ThrottleAdmitsAndFinishesManyKeysInOneStatement", testThrottleManyKeys},
 		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
 		{"RepeatedAuditEventsAreCountedInOneRowPerWindow", testRepeatedAuditEventsAreCountedInOneRowPerWindow},
 		{"MatrixDevicesLiveWhileTheirFamilyHasALiveToken", testMatrixDevicesLiveWhileTheirFamilyHasALiveToken},

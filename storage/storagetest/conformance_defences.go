@@ -211,6 +211,88 @@ func testThrottleForgetsAbandonedChecks(t *testing.T, open Opener) {
 	}
 }
 
+// AdmitCommon admits, in one statement, exactly the keys with room under
+// their own bursts, and FinishMany ends them in one: a right password
+// clears the failures of the keys it forgets and only theirs; a check
+// that decided nothing frees its place and clears nothing.
+func testThrottleManyKeys(t *testing.T, open Opener) {
+	s := open(t, storage.Options{})
+	ctx := context.Background()
+	// Rows exist only once a key was seen: new keys take the slow path.
+	if got, err := s.AdmitCommon(ctx, []storage.ThrottleKey{{Key: "a", Burst: 5}}, time.Hour); err != nil || len(got) != 0 {
+		t.Fatalf("AdmitCommon of an unseen key = %v, %v; want nothing admitted", got, err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if a, err := s.Admit(ctx, k, 5, time.Hour); !a.Admitted || err != nil {
+			t.Fatalf("Admit(%s) = %+v, %v", k, a, err)
+		}
+	}
+	// Now: a, b, c each one check under way. Two failures on c.
+	for range 2 {
+		if err := s.Finish(ctx, "c", true, false, hourly); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := s.Admit(ctx, "c", 5, time.Hour); !a.Admitted || err != nil {
+			t.Fatalf("Admit(c) = %+v, %v", a, err)
+		}
+	}
+	// b allows one check at a time and has one under way: not admitted.
+	keys := []storage.ThrottleKey{{Key: "a", Burst: 5}, {Key: "b", Burst: 1}, {Key: "c", Burst: 5}, {Key: "unseen", Burst: 5}}
+	before := s.Statements()
+	got, err := s.AdmitCommon(ctx, keys, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Statements() - before; n != 1 {
+		t.Errorf("AdmitCommon of four keys took %d statements, want 1", n)
+	}
+	if want := map[string]bool{"a": true, "c": true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("AdmitCommon = %v, want %v", got, want)
+	}
+	// c: two under way, two failures; burst 5 leaves room for three.
+	if got, _ := s.AdmitCommon(ctx, []storage.ThrottleKey{{Key: "c", Burst: 5}}, time.Hour); !got["c"] {
+		t.Errorf("c refused with room for one more")
+	}
+	if got, _ := s.AdmitCommon(ctx, []storage.ThrottleKey{{Key: "c", Burst: 5}}, time.Hour); got["c"] {
+		t.Errorf("c admitted beyond burst − failures")
+	}
+	before = s.Statements()
+	if err := s.FinishMany(ctx, []string{"a", "c"}, []string{"c"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Statements() - before; n != 1 {
+		t.Errorf("FinishMany of two keys took %d statements, want 1", n)
+	}
+	// c's failures are gone: all of its burst is free but the two checks
+	// still under way (three, less the one finished).
+	for i := range 3 {
+		if a, err := s.Admit(ctx, "c", 5, time.Hour); !a.Admitted || err != nil {
+			t.Fatalf("Admit(c) #%d after its failures were forgotten = %+v, %v", i, a, err)
+		}
+	}
+	if a, _ := s.Admit(ctx, "c", 5, time.Hour); !a.Busy {
+		t.Errorf("c with five under way: %+v, want busy", a)
+	}
+	// An undecided end frees b's one place and keeps failures elsewhere.
+	if err := s.Finish(ctx, "a", true, false, hourly); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishMany(ctx, []string{"a", "b"}, []string{"a"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.AdmitCommon(ctx, []storage.ThrottleKey{{Key: "b", Burst: 1}}, time.Hour); !got["b"] {
+		t.Errorf("b not admitted after its check was abandoned")
+	}
+	// a: one failure kept (undecided forgets nothing), burst 2 → 1 place,
+	// and none under way: admitted once, then busy.
+	if got, _ := s.AdmitCommon(ctx, []storage.ThrottleKey{{Key: "a", Burst: 2}}, time.Hour); !got["a"] {
+		t.Errorf("a not admitted")
+	}
+	if got, _ := s.AdmitCommon(ctx, []storage.ThrottleKey{{Key: "a", Burst: 2}}, time.Hour); got["a"] {
+		t.Errorf("a admitted twice with burst 2 and a failure it should have kept")
+	}
+}
+
 func testAuditEventsFilterAndPurge(t *testing.T, open Opener) {
 	clk := newClock()
 	s := open(t, storage.Options{Now: clk.Now})
