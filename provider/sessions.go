@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/subtle"
 	"slices"
 	"time"
 
@@ -55,6 +56,21 @@ func (l *Login) Session(ctx context.Context, cookie string) (storage.Session, er
 		return storage.Session{}, storage.ErrNotFound
 	}
 	return s, nil
+}
+
+// RequestAndSession loads an authorization request together with the
+// session that completed it, in one statement, and reports whether cookie
+// is that live session's cookie. It does not read the user: the callback
+// needs none, and a user disabled meanwhile gets no token, since the
+// token endpoint loads the user to fill the ID token (SetUserinfoFromRequest)
+// and refuses a disabled one, and disabling a user ends their sessions.
+func (l *Login) RequestAndSession(ctx context.Context, id, cookie string) (storage.AuthRequest, bool, error) {
+	a, s, err := l.Store.AuthRequestWithSession(ctx, id)
+	if err != nil {
+		return storage.AuthRequest{}, false, err
+	}
+	ours := cookie != "" && s.ID != "" && subtle.ConstantTimeCompare([]byte(hashSecret(cookie)), []byte(s.TokenHash)) == 1
+	return a, ours, nil
 }
 
 // Complete marks an authorization request as authenticated by session s.

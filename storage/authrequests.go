@@ -49,14 +49,20 @@ const authRequestColumns = `id, client_id, redirect_uri, scopes, state, nonce, r
 	code_challenge, code_challenge_method, prompt, max_age, login_hint, ui_locales, browser_hash,
 	user_id, session_id, auth_time, amr, done, code_expires_at, consumed, created_at, expires_at`
 
-func scanAuthRequest(row interface{ Scan(...any) error }) (AuthRequest, error) {
+// authRequestColumnsOfA is authRequestColumns, each qualified by the
+// table's alias a, for queries that join other tables.
+var authRequestColumnsOfA = "a." + strings.Join(strings.Fields(strings.ReplaceAll(authRequestColumns, ",", "")), ", a.")
+
+// scanAuthRequest scans authRequestColumns, then the extra columns after
+// them into extra.
+func scanAuthRequest(row interface{ Scan(...any) error }, extra ...any) (AuthRequest, error) {
 	var a AuthRequest
 	var scopes, prompt, amr string
 	var maxAge sql.NullInt64
 	var authTime, codeExp, created, expires int64
-	err := row.Scan(&a.ID, &a.ClientID, &a.RedirectURI, &scopes, &a.State, &a.Nonce, &a.ResponseType, &a.ResponseMode,
+	err := row.Scan(append([]any{&a.ID, &a.ClientID, &a.RedirectURI, &scopes, &a.State, &a.Nonce, &a.ResponseType, &a.ResponseMode,
 		&a.CodeChallenge, &a.CodeChallengeMethod, &prompt, &maxAge, &a.LoginHint, &a.UILocales, &a.BrowserHash,
-		&a.UserID, &a.SessionID, &authTime, &amr, &a.Done, &codeExp, &a.Consumed, &created, &expires)
+		&a.UserID, &a.SessionID, &authTime, &amr, &a.Done, &codeExp, &a.Consumed, &created, &expires}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AuthRequest{}, ErrNotFound
 	}
@@ -102,6 +108,25 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a AuthRequest) error {
 func (s *Store) AuthRequestByID(ctx context.Context, id string) (AuthRequest, error) {
 	return scanAuthRequest(s.queryRow(ctx, nil,
 		`SELECT `+authRequestColumns+` FROM auth_requests WHERE id = $1 AND expires_at > $2`, id, unix(s.now())))
+}
+
+// AuthRequestWithSession returns an unexpired authorization request and,
+// read in the same statement, the live session that completed it (a zero
+// Session when it has none, or that session expired or ended).
+func (s *Store) AuthRequestWithSession(ctx context.Context, id string) (AuthRequest, Session, error) {
+	var sess Session
+	var authTime, created, expires int64
+	a, err := scanAuthRequest(s.queryRow(ctx, nil, `SELECT `+authRequestColumnsOfA+`,
+		COALESCE(s.id, ''), COALESCE(s.token_hash, ''), COALESCE(s.user_id, ''),
+		COALESCE(s.auth_time, 0), COALESCE(s.created_at, 0), COALESCE(s.expires_at, 0)
+		FROM auth_requests a LEFT JOIN sessions s ON s.id = a.session_id AND s.expires_at > $2
+		WHERE a.id = $1 AND a.expires_at > $2`, id, unix(s.now())),
+		&sess.ID, &sess.TokenHash, &sess.UserID, &authTime, &created, &expires)
+	if err != nil || sess.ID == "" {
+		return a, Session{}, err
+	}
+	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = fromUnix(authTime), fromUnix(created), fromUnix(expires)
+	return a, sess, nil
 }
 
 // AuthRequestByCodeHash returns the request a code was issued for, consumed

@@ -490,7 +490,8 @@ func (h *openIDRoutes) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.URL.Query().Get("id")
-	a, err := h.Login.Store.AuthRequestByID(r.Context(), id)
+	// The request and the session that completed it, in one statement.
+	a, ours, err := h.Login.RequestAndSession(r.Context(), id, h.sessionCookie(r))
 	if err == nil && a.Consumed {
 		err = storage.ErrNotFound
 	}
@@ -511,8 +512,7 @@ func (h *openIDRoutes) callback(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, h.Issuer+provider.LoginPath+"?id="+url.QueryEscape(a.ID), http.StatusFound)
 		return
 	}
-	s, err := h.Login.Session(r.Context(), h.sessionCookie(r))
-	if err != nil || subtle.ConstantTimeCompare([]byte(s.ID), []byte(a.SessionID)) != 1 {
+	if !ours {
 		h.Login.Logger.Info("callback without the session that completed the request", "client_id", a.ClientID,
 			"request_id", w.Header().Get(requestIDHeader))
 		messagePage(w, h.page(r, a.UILocales), http.StatusForbidden, "error.expired.title", "error.expired.text")

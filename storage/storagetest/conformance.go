@@ -46,6 +46,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"CompleteAuthRequestRecordsTheLogin", testCompleteAuthRequestRecordsTheLogin},
 		{"AuthCodeNeedsACompletedRequest", testAuthCodeNeedsACompletedRequest},
 		{"AuthRequestByCodeHashUntilTheCodeExpires", testAuthRequestByCodeHashUntilTheCodeExpires},
+		{"AuthRequestWithSessionReadsBothInOneStatement", testAuthRequestWithSession},
 		{"CodeExchangeIsSingleUseUnderConcurrency", testCodeExchangeIsSingleUseUnderConcurrency},
 		{"CodeExchangeIsAllOrNothing", testCodeExchangeIsAllOrNothing},
 		{"TokenRoundTrip", testTokenRoundTrip},

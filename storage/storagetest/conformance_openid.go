@@ -311,6 +311,57 @@ func testAuthCodeNeedsACompletedRequest(t *testing.T, open Opener) {
 	}
 }
 
+// AuthRequestWithSession reads a request and the live session that
+// completed it in one statement; no session, another one's, or an expired
+// one give a zero Session with the request.
+func testAuthRequestWithSession(t *testing.T, open Opener) {
+	clk := newClock()
+	s := open(t, storage.Options{Now: clk.Now})
+	ctx := context.Background()
+	want := authRequest("ar-1", clk)
+	if err := s.CreateAuthRequest(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, sess, err := s.AuthRequestWithSession(ctx, "ar-1"); err != nil || !sameAuthRequest(got, want) || sess.ID != "" {
+		t.Errorf("pending request = %+v, %+v, %v; want it without a session", got, sess, err)
+	}
+	live := storage.Session{ID: "sid-1", TokenHash: "th-1", UserID: "u-alice", AuthTime: clk.Now(),
+		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
+	other := live
+	other.ID, other.TokenHash = "sid-2", "th-2"
+	for _, sess := range []storage.Session{live, other} {
+		if err := s.CreateSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CompleteAuthRequest(ctx, "ar-1", "u-alice", "sid-1", clk.Now(), []string{"pwd"}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Statements()
+	got, sess, err := s.AuthRequestWithSession(ctx, "ar-1")
+	if n := s.Statements() - before; n != 1 {
+		t.Errorf("took %d statements, want 1", n)
+	}
+	want.UserID, want.SessionID, want.AuthTime, want.AMR, want.Done = "u-alice", "sid-1", clk.Now(), []string{"pwd"}, true
+	if err != nil || !sameAuthRequest(got, want) || sess.ID != "sid-1" || sess.TokenHash != "th-1" || sess.UserID != "u-alice" ||
+		!sess.ExpiresAt.Equal(live.ExpiresAt) || !sess.AuthTime.Equal(live.AuthTime) {
+		t.Errorf("completed request = %+v, %+v, %v;\nwant %+v with session sid-1", got, sess, err, want)
+	}
+	clk.Advance(time.Hour)
+	if err := s.CreateAuthRequest(ctx, authRequest("ar-2", clk)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteAuthRequest(ctx, "ar-2", "u-alice", "sid-1", clk.Now(), []string{"pwd"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, sess, err := s.AuthRequestWithSession(ctx, "ar-2"); err != nil || got.ID != "ar-2" || sess.ID != "" {
+		t.Errorf("request of an expired session = %+v, %+v, %v; want it without the session", got, sess, err)
+	}
+	if _, _, err := s.AuthRequestWithSession(ctx, "ar-missing"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("missing request: err = %v, want ErrNotFound", err)
+	}
+}
+
 func testAuthRequestByCodeHashUntilTheCodeExpires(t *testing.T, open Opener) {
 	clk := newClock()
 	s := open(t, storage.Options{Now: clk.Now})
