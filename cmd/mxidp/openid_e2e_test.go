@@ -283,15 +283,19 @@ func (e *openIDEnv) jwks() (jose.JSONWebKeySet, []map[string]any) {
 	return set, raw.Keys
 }
 
-// jwsHeader returns the protected header of a compact RS256 JWS.
+// signingAlgs are the algorithms mxidp signs with.
+var signingAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
+// jwsHeader returns the protected header of a compact JWS in one of
+// mxidp's algorithms.
 func jwsHeader(t *testing.T, token string) jose.Header {
 	t.Helper()
 	if strings.Count(token, ".") != 2 {
 		t.Fatalf("%q is not a 3-part compact JWS", token)
 	}
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(token, signingAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
-		t.Fatalf("not an RS256 JWS with one signature: %v", err)
+		t.Fatalf("not a JWS of mxidp's algorithms with one signature: %v", err)
 	}
 	return jws.Signatures[0].Protected
 }
@@ -524,16 +528,17 @@ func (e *openIDEnv) checkLogoutToken(rec receivedLogout, clientID string, l logi
 	if rec.token == "" {
 		t.Fatalf("back-channel logout without a logout_token")
 	}
-	header := jwsHeader(t, rec.token)
-	if header.Algorithm != string(jose.RS256) || header.ExtraHeaders[jose.HeaderType] != "logout+jwt" {
-		t.Errorf("logout token header alg %q typ %v; want RS256, logout+jwt", header.Algorithm, header.ExtraHeaders[jose.HeaderType])
+	// The logout token is signed in the algorithm of the client's ID tokens.
+	header, want := jwsHeader(t, rec.token), jwsHeader(t, l.rawID).Algorithm
+	if header.Algorithm != want || header.ExtraHeaders[jose.HeaderType] != "logout+jwt" {
+		t.Errorf("logout token header alg %q typ %v; want %s, logout+jwt", header.Algorithm, header.ExtraHeaders[jose.HeaderType], want)
 	}
 	set, _ := e.jwks()
 	keys := set.Key(header.KeyID)
 	if header.KeyID == "" || len(keys) != 1 {
 		t.Fatalf("logout token kid %q is not in /keys", header.KeyID)
 	}
-	jws, err := jose.ParseSignedCompact(rec.token, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(rec.token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(want)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/storage/storagetest"
 )
 
@@ -251,8 +253,20 @@ func TestServeStartsFreshReadyWithOneActiveKeyAndStopsOnSIGTERM(t *testing.T) {
 				t.Fatal(err)
 			}
 			kids := s.kids()
-			if len(listed) != 1 || listed[0].State != "active" || len(kids) != 1 || kids[0] != listed[0].ID {
-				t.Errorf("keys list %+v, JWKS %v; want one active key, published", listed, kids)
+			var listedIDs []string
+			algs := map[string]bool{}
+			for _, k := range listed {
+				listedIDs = append(listedIDs, k.ID)
+				algs[k.Algorithm] = k.State == "active"
+			}
+			sort.Strings(listedIDs)
+			if len(listed) != len(keys.Algorithms) || len(algs) != len(keys.Algorithms) || !slices.Equal(kids, listedIDs) {
+				t.Errorf("keys list %+v, JWKS %v; want one active key per algorithm, published", listed, kids)
+			}
+			for _, alg := range keys.Algorithms {
+				if !algs[alg] {
+					t.Errorf("no active %s key in %+v", alg, listed)
+				}
 			}
 			if users := d.cli("user", "list"); !strings.Contains(users, "demo") {
 				t.Errorf("demo user missing: %s", users)
@@ -296,8 +310,9 @@ func TestInstancesShareTheKeyRingThroughRotationAndKill(t *testing.T) {
 			a := d.start()
 			b := d.start()
 			first := a.kids()
-			if len(first) != 1 || strings.Join(b.kids(), ",") != strings.Join(first, ",") {
-				t.Fatalf("two instances publish %v and %v; want the same single key", first, b.kids())
+			n := len(keys.Algorithms)
+			if len(first) != n || strings.Join(b.kids(), ",") != strings.Join(first, ",") {
+				t.Fatalf("two instances publish %v and %v; want the same key per algorithm", first, b.kids())
 			}
 
 			out := d.cli("keys", "rotate")
@@ -305,9 +320,9 @@ func TestInstancesShareTheKeyRingThroughRotationAndKill(t *testing.T) {
 				t.Errorf("keys rotate printed %q", out)
 			}
 			deadline := time.Now().Add(10 * time.Second)
-			for len(a.kids()) != 2 || len(b.kids()) != 2 {
+			for len(a.kids()) != 2*n || len(b.kids()) != 2*n {
 				if time.Now().After(deadline) {
-					t.Fatalf("after rotation: a publishes %v, b %v; want 2 keys each", a.kids(), b.kids())
+					t.Fatalf("after rotation: a publishes %v, b %v; want two keys per algorithm each", a.kids(), b.kids())
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
