@@ -19,6 +19,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/mxidp/mxidp/storage/storagetest"
 	"golang.org/x/oauth2"
 )
 
@@ -301,4 +302,41 @@ func TestDynamicClientChoosesItsAlgorithmAtRegistrationAndBadOnesAreRefused(t *t
 			t.Errorf("refused registrations stored %d clients and %d audit events", c-clients, a-audited)
 		}
 	})
+}
+
+// Debian's python3-authlib, making Synapse's calls (testdata/authlib_rp.py),
+// verifies an ES256 client's ID tokens and signed userinfo, and an EdDSA
+// client's ID tokens, at_hash included, on both backends.
+func TestAuthlibVerifiesES256AndEdDSAClients(t *testing.T) {
+	t.Logf("authlib %s", authlibVersion(t))
+	const password = "alicepassword"
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			d := newDeployment(t, backend)
+			s := d.startOnFreePort()
+			c := &cli{t: t, env: d.env}
+			c.must(password+"\n", "user", "add", "alice", "--password-stdin", "--email", "alice@example.org", "--name", "Alice Liddell")
+			for _, tc := range []struct {
+				alg, method string
+				flags       []string
+			}{
+				{"ES256", "basic", []string{"--userinfo-alg", "ES256"}},
+				{"EdDSA", "post", nil},
+			} {
+				t.Run(tc.alg, func(t *testing.T) {
+					id := "synapse-" + strings.ToLower(tc.alg)
+					redirectURI := "http://" + authlibFreeAddr(t) + "/_synapse/client/oidc/callback"
+					secret := clientSecretOf(t, c.must("", append([]string{"client", "add", id, "--skip-consent",
+						"--redirect-uri", redirectURI, "--id-token-alg", tc.alg}, tc.flags...)...))
+					args := []string{"--issuer", d.env["MXIDP_ISSUER"], "--client-id", id, "--redirect-uri", redirectURI,
+						"--username", "alice", "--auth-method", tc.method, "--email", "alice@example.org", "--name", "Alice Liddell",
+						"--alg", tc.alg}
+					if tc.flags != nil {
+						args = append(args, "--userinfo-jwt")
+					}
+					runAuthlibRP(t, s, secret, password, slices.Concat(authlibChecks, authlibAlgChecks(tc.alg), authlibMethodChecks(tc.method)), args...)
+				})
+			}
+		})
+	}
 }

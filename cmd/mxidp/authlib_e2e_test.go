@@ -76,14 +76,72 @@ var authlibChecks = []string{
 	"callback carries code and state",
 	"ID token accepted by authlib CodeIDToken (user_profile_method: auto)",
 	"ID token accepted with at_hash checked (user_profile_method: userinfo_endpoint)",
-	"ID token header alg RS256 and kid in the JWKS",
-	"id_token_signing_alg_values_supported has RS256",
 	"ID token iss, sub, aud, azp, exp, iat",
 	"ID token auth_time, amr, nbf types",
 	"ID token carries the claims Synapse maps",
 	"ID token sid is a non-empty string",
 	"userinfo with the Bearer token",
 	"userinfo refuses a bad token with 401",
+}
+
+// authlibAlgChecks are the lines that name the ID tokens' algorithm.
+func authlibAlgChecks(alg string) []string {
+	return []string{"ID token header alg " + alg + " and kid in the JWKS", "id_token_signing_alg_values_supported has " + alg}
+}
+
+// authlibMethodChecks are the lines that name the client authentication
+// method ("basic" or "post").
+func authlibMethodChecks(method string) []string {
+	name := map[string]string{"basic": "client_secret_basic", "post": "client_secret_post"}[method]
+	return []string{"token_endpoint_auth_methods_supported has " + name, "token request (" + name + ")"}
+}
+
+// runAuthlibRP runs testdata/authlib_rp.py against s with the client's
+// secret and the user's password in its environment, and checks that it
+// passed with every line of checks; it returns the script's output.
+func runAuthlibRP(t *testing.T, s *server, secret, password string, checks []string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, authlibPython, append([]string{"testdata/authlib_rp.py"}, args...)...)
+	for _, kv := range os.Environ() {
+		// Another interpreter's settings must not leak into Debian's.
+		if !strings.HasPrefix(kv, "PYTHONHOME=") && !strings.HasPrefix(kv, "PYTHONPATH=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env,
+		// authlib accepts only https (and http://localhost:)
+		// endpoints otherwise; the test issuer is http://127.0.0.1.
+		"AUTHLIB_INSECURE_TRANSPORT=1",
+		"AUTHLIB_RP_CLIENT_SECRET="+secret,
+		"AUTHLIB_RP_PASSWORD="+password)
+	outB, err := cmd.CombinedOutput()
+	out := string(outB)
+	t.Logf("authlib_rp.py %s:\n%s", strings.Join(args, " "), out)
+	if err != nil {
+		t.Fatalf("authlib_rp.py failed (%v); mxidp log:\n%s", err, s.stderr)
+	}
+	lines := strings.Split(out, "\n")
+	for _, check := range checks {
+		if !slices.Contains(lines, "OK "+check) {
+			t.Errorf("missing %q", "OK "+check)
+		}
+	}
+	if !strings.Contains(out, "\nPASS\n") {
+		t.Error("the script did not print PASS")
+	}
+	return out
+}
+
+// clientSecretOf returns the secret client add printed.
+func clientSecretOf(t *testing.T, out string) string {
+	t.Helper()
+	m := clientSecretRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("client add printed no secret: %q", out)
+	}
+	return m[1]
 }
 
 func TestAuthlibRelyingPartySignsInLikeSynapseWithBasicAndPost(t *testing.T) {
@@ -104,66 +162,15 @@ func TestAuthlibRelyingPartySignsInLikeSynapseWithBasicAndPost(t *testing.T) {
 			// script stops when the OP sends the browser there.
 			redirectURI := "http://" + authlibFreeAddr(t) + "/_synapse/client/oidc/callback"
 			// Registered as the README tells operators to register Synapse.
-			out := c.must("", "client", "add", "synapse", "--skip-consent", "--redirect-uri", redirectURI)
-			secret := ""
-			for _, line := range strings.Split(out, "\n") {
-				if v, ok := strings.CutPrefix(line, "client_secret: "); ok {
-					secret = strings.TrimSpace(v)
-				}
-			}
-			if secret == "" {
-				t.Fatalf("client add printed no secret: %q", out)
-			}
+			secret := clientSecretOf(t, c.must("", "client", "add", "synapse", "--skip-consent", "--redirect-uri", redirectURI))
 
 			for _, method := range []string{"basic", "post"} {
 				t.Run(method, func(t *testing.T) {
-					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-					defer cancel()
-					cmd := exec.CommandContext(ctx, authlibPython, "testdata/authlib_rp.py",
+					checks := slices.Concat(authlibChecks, authlibAlgChecks("RS256"), authlibMethodChecks(method))
+					runAuthlibRP(t, s, secret, password, checks,
 						"--issuer", issuer, "--client-id", "synapse", "--redirect-uri", redirectURI,
 						"--username", "alice", "--auth-method", method,
 						"--email", "alice@example.org", "--name", "Alice Liddell")
-					for _, kv := range os.Environ() {
-						// Another interpreter's settings must not leak into Debian's.
-						if !strings.HasPrefix(kv, "PYTHONHOME=") && !strings.HasPrefix(kv, "PYTHONPATH=") {
-							cmd.Env = append(cmd.Env, kv)
-						}
-					}
-					cmd.Env = append(cmd.Env,
-						// authlib accepts only https (and http://localhost:)
-						// endpoints otherwise; the test issuer is http://127.0.0.1.
-						"AUTHLIB_INSECURE_TRANSPORT=1",
-						"AUTHLIB_RP_CLIENT_SECRET="+secret,
-						"AUTHLIB_RP_PASSWORD="+password)
-					outB, err := cmd.CombinedOutput()
-					out := string(outB)
-					t.Logf("authlib_rp.py --auth-method %s:\n%s", method, out)
-					if err != nil {
-						t.Fatalf("authlib_rp.py failed (%v); mxidp log:\n%s", err, s.stderr)
-					}
-					checks := append(slices.Clip(authlibChecks),
-						"token_endpoint_auth_methods_supported has client_secret_basic",
-						"token request (client_secret_basic)")
-					if method == "post" {
-						checks = append(slices.Clip(authlibChecks),
-							"token_endpoint_auth_methods_supported has client_secret_post",
-							"token request (client_secret_post)")
-					}
-					lines := strings.Split(out, "\n")
-					for _, check := range checks {
-						found := false
-						for _, l := range lines {
-							if l == "OK "+check {
-								found = true
-							}
-						}
-						if !found {
-							t.Errorf("missing %q", "OK "+check)
-						}
-					}
-					if !strings.Contains(out, "\nPASS\n") {
-						t.Error("the script did not print PASS")
-					}
 				})
 			}
 		})
