@@ -178,7 +178,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // connection that other transactions hold while they wait for this one's
 // lock. The pool's copy is prepared beside it, for later calls.
 func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	s.statements.Add(1) // the caller runs it next
 	st, ok := s.stmts.Load(query)
 	if !ok && tx != nil {
 		go s.stmt(context.WithoutCancel(ctx), nil, query) //nolint:errcheck // a failure shows at the next call
@@ -202,6 +201,7 @@ func (s *Store) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 // queryRow, query and exec run a query through its prepared statement,
 // inside tx when tx is not nil.
 func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) rowScanner {
+	s.statements.Add(1)
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
 		return errRow{markUnavailable(ctx, err)}
@@ -210,6 +210,7 @@ func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...
 }
 
 func (s *Store) query(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Rows, error) {
+	s.statements.Add(1)
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
 		return nil, markUnavailable(ctx, err)
@@ -219,6 +220,7 @@ func (s *Store) query(ctx context.Context, tx *sql.Tx, query string, args ...any
 }
 
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	s.statements.Add(1)
 	st, err := s.stmt(ctx, tx, query)
 	if err != nil {
 		return nil, markUnavailable(ctx, err)
