@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ,
@@ -170,10 +172,11 @@ func isPostgres(pid int, s procStat) bool {
 }
 
 // cpuMeter reads the server side's CPU: the mxidp process and, when set,
-// the database cluster.
+// the database cluster; and, when set, mxidp's statement count.
 type cpuMeter struct {
 	serverPID int
 	db        *pgCluster
+	stmts     *statementCounter
 }
 
 type cpuSample struct {
@@ -181,11 +184,25 @@ type cpuSample struct {
 	server, serverSys, db time.Duration
 	self, machine         time.Duration
 	dbProcesses           int
+	statements            int64
 }
 
-func (m cpuMeter) sample() (cpuSample, error) {
-	s := cpuSample{at: time.Now(), self: selfCPU(), machine: machineBusy()}
+// sample reads the meter; the statement count is read before the CPU at
+// the start of a measurement and after it at the end, so that the scrape's
+// own CPU is never the measurement's.
+func (m cpuMeter) sample(ctx context.Context, end bool) (cpuSample, error) {
+	var s cpuSample
 	var err error
+	scrape := func() error {
+		if m.stmts != nil {
+			s.statements, err = m.stmts.read(ctx)
+		}
+		return err
+	}
+	if !end && scrape() != nil {
+		return s, err
+	}
+	s.at, s.self, s.machine = time.Now(), selfCPU(), machineBusy()
 	user, sys, err := processCPU(m.serverPID)
 	if err != nil {
 		return s, fmt.Errorf("server CPU: %w", err)
@@ -196,6 +213,9 @@ func (m cpuMeter) sample() (cpuSample, error) {
 			return s, fmt.Errorf("database CPU: %w", err)
 		}
 	}
+	if end && scrape() != nil {
+		return s, err
+	}
 	return s, nil
 }
 
@@ -205,6 +225,13 @@ func (m cpuMeter) sample() (cpuSample, error) {
 type cpuUse struct {
 	wall, server, serverSys, db, self, machine time.Duration
 	dbProcesses                                int
+	statements                                 int64 // when counted
+}
+
+func (u cpuUse) plus(o cpuUse) cpuUse {
+	return cpuUse{wall: u.wall + o.wall, server: u.server + o.server, serverSys: u.serverSys + o.serverSys,
+		db: u.db + o.db, self: u.self + o.self, machine: u.machine + o.machine,
+		dbProcesses: max(u.dbProcesses, o.dbProcesses), statements: u.statements + o.statements}
 }
 
 // others is the CPU that processes not measured here used meanwhile.
@@ -212,8 +239,70 @@ func (u cpuUse) others() time.Duration {
 	return max(0, u.machine-u.server-u.db-u.self)
 }
 
-func (a cpuSample) to(b cpuSample) cpuUse {
-	return cpuUse{wall: b.at.Sub(a.at), server: b.server - a.server,
+// to is the use from a to b; the statement count is less the one query
+// of a's scrape, which counts in b's (statementCounter).
+func (a cpuSample) to(b cpuSample, m cpuMeter) cpuUse {
+	u := cpuUse{wall: b.at.Sub(a.at), server: b.server - a.server,
 		serverSys: b.serverSys - a.serverSys, db: b.db - a.db, self: b.self - a.self, machine: b.machine - a.machine,
 		dbProcesses: b.dbProcesses}
+	if m.stmts != nil {
+		u.statements = b.statements - a.statements - m.stmts.perScrape
+	}
+	return u
+}
+
+// memory is what /proc/PID/status says of a process's resident memory.
+type memory struct {
+	rss, hwm int64 // VmRSS and VmHWM (its peak), in bytes
+}
+
+// readMemory reads VmRSS and VmHWM from /proc/PID/status.
+func readMemory(pid int) (memory, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return memory{}, err
+	}
+	return parseStatus(string(data))
+}
+
+func parseStatus(status string) (memory, error) {
+	var m memory
+	found := 0
+	for _, line := range strings.Split(status, "\n") {
+		key, value, ok := strings.Cut(line, ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(value)
+		if len(f) != 2 || f[1] != "kB" {
+			return memory{}, fmt.Errorf("/proc status: %s: unexpected %q", key, value)
+		}
+		kib, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return memory{}, fmt.Errorf("/proc status: %s: %v", key, err)
+		}
+		if key == "VmRSS" {
+			m.rss = kib << 10
+		} else {
+			m.hwm = kib << 10
+		}
+		found++
+	}
+	if found != 2 {
+		return memory{}, fmt.Errorf("/proc status: no VmRSS and VmHWM lines")
+	}
+	return m, nil
+}
+
+func mib(bytes int64) float64 { return float64(bytes) / (1 << 20) }
+
+// threadCPU is the CPU the calling OS thread has used, to the nanosecond
+// (clock_gettime CLOCK_THREAD_CPUTIME_ID; getrusage RUSAGE_THREAD is
+// apportioned from clock ticks and far off over a millisecond); callers
+// lock their goroutine to its thread.
+func threadCPU() time.Duration {
+	const clockThreadCPUTimeID = 3 // Linux
+	var ts syscall.Timespec
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Nano())
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,27 +40,36 @@ func makeAccounts(n int) []account {
 
 // metadata is the part of the discovery document the flow follows.
 type metadata struct {
-	Issuer                string `json:"issuer"`
-	AuthorizationEndpoint string `json:"authorization_endpoint"`
-	TokenEndpoint         string `json:"token_endpoint"`
-	UserinfoEndpoint      string `json:"userinfo_endpoint"`
-	JWKSURI               string `json:"jwks_uri"`
+	Issuer                string   `json:"issuer"`
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	UserinfoEndpoint      string   `json:"userinfo_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	IDTokenAlgs           []string `json:"id_token_signing_alg_values_supported"`
 }
 
-// relyingParty is the client side of the flows against one server: its
-// registration, the users, the provider's metadata and keys.
-type relyingParty struct {
-	issuer       string
-	clientID     string
-	clientSecret string
-	redirectURI  *url.URL
-	users        []account
-	meta         metadata
-	transport    *http.Transport
-	backChannel  *http.Client // token and userinfo: no cookies, no redirects
+// op is the OpenID provider as relying parties see it: its metadata and
+// published keys, and the connections to it, which every client shares.
+type op struct {
+	issuer      string
+	meta        metadata
+	transport   *http.Transport
+	backChannel *http.Client // token, userinfo, documents: no cookies, no redirects
 
 	keysMu sync.Mutex
 	keys   jose.JSONWebKeySet
+}
+
+// relyingParty is one registered client doing flows against the provider:
+// its registration, the ID-token algorithm it was registered with, the
+// users it logs in.
+type relyingParty struct {
+	*op
+	clientID     string
+	clientSecret string
+	alg          jose.SignatureAlgorithm // the ID tokens must be signed so
+	redirectURI  *url.URL
+	users        []account
 
 	turn atomic.Uint64 // round-robin over users
 }
@@ -78,38 +88,46 @@ func newTransport(workers int) *http.Transport {
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // connect reads the discovery document and the key set of the server.
-func connect(ctx context.Context, issuer, clientID, secret, redirectURI string, users []account, workers int) (*relyingParty, error) {
+func connect(ctx context.Context, issuer string, workers int) (*op, error) {
 	tr := newTransport(workers)
-	rp := &relyingParty{issuer: issuer, clientID: clientID, clientSecret: secret, users: users, transport: tr,
+	p := &op{issuer: issuer, transport: tr,
 		backChannel: &http.Client{Transport: tr, Timeout: 30 * time.Second, CheckRedirect: noRedirects}}
-	var err error
-	if rp.redirectURI, err = url.Parse(redirectURI); err != nil {
-		return nil, err
-	}
-	body, err := rp.get(ctx, issuer+"/.well-known/openid-configuration")
+	body, err := p.get(ctx, issuer+"/.well-known/openid-configuration")
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	if err := json.Unmarshal(body, &rp.meta); err != nil {
+	if err := json.Unmarshal(body, &p.meta); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	if rp.meta.Issuer != issuer {
-		return nil, fmt.Errorf("discovery names issuer %q, not %q", rp.meta.Issuer, issuer)
+	if p.meta.Issuer != issuer {
+		return nil, fmt.Errorf("discovery names issuer %q, not %q", p.meta.Issuer, issuer)
 	}
-	for _, e := range []string{rp.meta.AuthorizationEndpoint, rp.meta.TokenEndpoint, rp.meta.UserinfoEndpoint, rp.meta.JWKSURI} {
+	for _, e := range []string{p.meta.AuthorizationEndpoint, p.meta.TokenEndpoint, p.meta.UserinfoEndpoint, p.meta.JWKSURI} {
 		if !strings.HasPrefix(e, issuer+"/") {
 			return nil, fmt.Errorf("discovery endpoint %q is not under the issuer", e)
 		}
 	}
-	return rp, rp.refreshKeys(ctx)
+	return p, p.refreshKeys(ctx)
 }
 
-func (rp *relyingParty) get(ctx context.Context, u string) ([]byte, error) {
+// client is a relying party of the provider registered as c.
+func (p *op) client(c registration, users []account) (*relyingParty, error) {
+	u, err := url.Parse(c.redirectURI)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(p.meta.IDTokenAlgs, string(c.alg)) {
+		return nil, fmt.Errorf("discovery's id_token_signing_alg_values_supported %v lacks %s, client %s's algorithm", p.meta.IDTokenAlgs, c.alg, c.id)
+	}
+	return &relyingParty{op: p, clientID: c.id, clientSecret: c.secret, alg: c.alg, redirectURI: u, users: users}, nil
+}
+
+func (p *op) get(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := rp.backChannel.Do(req)
+	resp, err := p.backChannel.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -121,8 +139,8 @@ func (rp *relyingParty) get(ctx context.Context, u string) ([]byte, error) {
 	return body, err
 }
 
-func (rp *relyingParty) refreshKeys(ctx context.Context) error {
-	body, err := rp.get(ctx, rp.meta.JWKSURI)
+func (p *op) refreshKeys(ctx context.Context) error {
+	body, err := p.get(ctx, p.meta.JWKSURI)
 	if err != nil {
 		return fmt.Errorf("JWKS: %w", err)
 	}
@@ -130,24 +148,24 @@ func (rp *relyingParty) refreshKeys(ctx context.Context) error {
 	if err := json.Unmarshal(body, &set); err != nil {
 		return fmt.Errorf("JWKS: %w", err)
 	}
-	rp.keysMu.Lock()
-	rp.keys = set
-	rp.keysMu.Unlock()
+	p.keysMu.Lock()
+	p.keys = set
+	p.keysMu.Unlock()
 	return nil
 }
 
 // key returns the published key with this kid, reading /keys again once
 // when it is unknown (as a relying party does after a rotation).
-func (rp *relyingParty) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
+func (p *op) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	for attempt := 0; attempt < 2; attempt++ {
-		rp.keysMu.Lock()
-		found := rp.keys.Key(kid)
-		rp.keysMu.Unlock()
+		p.keysMu.Lock()
+		found := p.keys.Key(kid)
+		p.keysMu.Unlock()
 		if len(found) > 0 {
 			return &found[0], nil
 		}
 		if attempt == 0 {
-			if err := rp.refreshKeys(ctx); err != nil {
+			if err := p.refreshKeys(ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -400,17 +418,24 @@ func (rp *relyingParty) flow(ctx context.Context, rec *recorder) *failure {
 	return nil
 }
 
-// checkIDToken verifies the RS256 signature with the key /keys publishes
-// under the token's kid, then iss, aud, nonce, exp and iat, and that the
-// token is about the user who logged in. It returns the subject.
+// idTokenAlgs are the signature algorithms the ID-token check verifies.
+var idTokenAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
+// checkIDToken verifies the signature (RS256, ES256 or EdDSA, whichever
+// the client was registered with) with the key /keys publishes under the
+// token's kid, then iss, aud, nonce, exp and iat, and that the token is
+// about the user who logged in. It returns the subject.
 func (rp *relyingParty) checkIDToken(ctx context.Context, raw, nonce, username string) (string, *failure) {
 	const step = "ID-token check"
-	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, idTokenAlgs)
 	if err != nil {
-		return "", fail(step, 0, "not an RS256 JWS", err.Error())
+		return "", fail(step, 0, "not a JWS in RS256, ES256 or EdDSA", err.Error())
 	}
 	if len(jws.Signatures) != 1 {
 		return "", fail(step, 0, "not exactly one signature", "")
+	}
+	if alg := jose.SignatureAlgorithm(jws.Signatures[0].Header.Algorithm); alg != rp.alg {
+		return "", fail(step, 0, fmt.Sprintf("signed with %s, not the client's %s", alg, rp.alg), "")
 	}
 	key, err := rp.key(ctx, jws.Signatures[0].Header.KeyID)
 	if err != nil {

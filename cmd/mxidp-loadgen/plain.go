@@ -158,9 +158,15 @@ func getUnit(c *http.Client, u string, want []byte, step string) func(context.Co
 type getComparison struct {
 	doc          document
 	mxidp, plain outcome
+	served       int // requests mxidp answered, warm-up included
 }
 
-func (g getComparison) ratio() float64 { return g.mxidp.rate() / g.plain.rate() }
+func (g getComparison) ratio() float64 {
+	if g.plain.rate() == 0 {
+		return 0
+	}
+	return g.mxidp.rate() / g.plain.rate()
+}
 
 // cpuRatio compares the servers' CPU per request the same way round
 // (plain ÷ mxidp, so that below 1 means mxidp costs more): a second view,
@@ -170,7 +176,7 @@ func (g getComparison) cpuRatio() float64 {
 }
 
 func perRequest(o outcome) float64 {
-	return float64(o.cpu.server.Microseconds()) / float64(max(o.ok, 1))
+	return float64(o.cpu.server.Microseconds()) / float64(max(o.counted, 1))
 }
 
 // compareGET measures one document from both servers in eight slices of
@@ -189,26 +195,24 @@ func compareGET(ctx context.Context, o options, doc document, mxidpURL string, s
 	p := side{plain.url + doc.Path, plain.pid(), &g.plain}
 	// Open the connections before measuring.
 	for _, s := range []side{m, p} {
-		if _, err := drive(ctx, o.workers, 200*time.Millisecond, 0, nil, getUnit(c, s.url, doc.Body, doc.Name), seen, "warm-up"); err != nil {
+		warm, err := drive(ctx, o.workers, 200*time.Millisecond, 0, nil, getUnit(c, s.url, doc.Body, doc.Name), seen, "warm-up")
+		if s == m {
+			g.served += warm.answered()
+		}
+		if err != nil {
 			return g, err
 		}
 	}
 	for _, s := range []side{m, p, p, m, m, p, p, m} {
 		meter := &cpuMeter{serverPID: s.pid}
 		part, err := drive(ctx, o.workers, o.getTime/4, 0, meter, getUnit(c, s.url, doc.Body, doc.Name), seen, doc.Name)
+		s.out.merge(part)
+		if s == m {
+			g.served += part.answered()
+		}
 		if err != nil {
 			return g, err
 		}
-		if s.out.recorder == nil {
-			*s.out = part
-			continue
-		}
-		s.out.add(part.recorder)
-		s.out.elapsed += part.elapsed
-		s.out.cpu.wall += part.cpu.wall
-		s.out.cpu.server += part.cpu.server
-		s.out.cpu.serverSys += part.cpu.serverSys
-		s.out.cpu.self += part.cpu.self
 	}
 	return g, nil
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // cheapCost makes the password hash nearly free, so that the CPU measured
@@ -72,11 +74,31 @@ func (in *instance) env() []string {
 	)
 }
 
-// configure writes a configuration with the given password cost and picks
-// a free port (issuer and listener must agree).
-func (in *instance) configure(name, passwords string) error {
-	in.config = filepath.Join(in.dir, name+".yaml")
-	if err := os.WriteFile(in.config, []byte("log: {level: warn}\nthrottle: {authorize_burst: 0}\n"+passwords), 0o600); err != nil {
+// serverConfig is what differs between the servers a run starts.
+type serverConfig struct {
+	name      string // the file's and the log's name
+	level     string // log level: warn, or info for the request log
+	passwords string // cheapCost or defaultCost
+	rest      bool   // the REST service, answering 127.0.0.1
+}
+
+// matrixDomain is the Matrix server name of the users' IDs in REST calls.
+const matrixDomain = "example.org"
+
+// yaml is the configuration file's text.
+func (c serverConfig) yaml() string {
+	y := "log: {level: " + c.level + "}\nthrottle: {authorize_burst: 0}\nmatrix: {server_name: " + matrixDomain + "}\n" + c.passwords
+	if c.rest {
+		y += "rest: {enabled: true, allowed_networks: [\"127.0.0.0/8\"]}\n"
+	}
+	return y
+}
+
+// configure writes a configuration and picks a free port (issuer and
+// listener must agree).
+func (in *instance) configure(c serverConfig) error {
+	in.config = filepath.Join(in.dir, c.name+".yaml")
+	if err := os.WriteFile(in.config, []byte(c.yaml()), 0o600); err != nil {
 		return err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -104,16 +126,66 @@ func (in *instance) cli(ctx context.Context, stdin string, args ...string) (stri
 
 var secretLine = regexp.MustCompile(`(?m)^client_secret: (\S+)$`)
 
-// seed registers the client and the users through the command line, a
-// few commands at a time. It returns the client secret.
-func (in *instance) seed(ctx context.Context, clientID, redirectURI string, users []account) (string, error) {
-	out, err := in.cli(ctx, "", "client", "add", clientID, "--skip-consent", "--redirect-uri", redirectURI)
+// registration is one client as `mxidp client add` registered it.
+type registration struct {
+	id, secret, redirectURI string
+	alg                     jose.SignatureAlgorithm // of its ID tokens
+}
+
+// The clients every run registers: the default (RS256 ID tokens) and, when
+// the binary has --id-token-alg, one with ES256 and one with EdDSA ID
+// tokens (the EdDSA one only for the statement count, which checks its
+// tokens as well).
+const (
+	clientID    = "loadgen"
+	redirectURI = "http://127.0.0.1:9/cb" // never requested: the flow stops at the redirect
+)
+
+var otherAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}
+
+// hasIDTokenAlg reports whether this mxidp registers clients with an ID
+// token algorithm of their own.
+func (in *instance) hasIDTokenAlg(ctx context.Context) (bool, error) {
+	help, err := in.cli(ctx, "", "client", "add", "--help")
 	if err != nil {
-		return "", err
+		return false, err
+	}
+	return strings.Contains(help, "--id-token-alg"), nil
+}
+
+// addClient registers a confidential client that skips consent, with
+// extra flags, and returns its registration.
+func (in *instance) addClient(ctx context.Context, id string, alg jose.SignatureAlgorithm, extra ...string) (registration, error) {
+	args := append([]string{"client", "add", id, "--skip-consent", "--redirect-uri", redirectURI}, extra...)
+	out, err := in.cli(ctx, "", args...)
+	if err != nil {
+		return registration{}, err
 	}
 	m := secretLine.FindStringSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("mxidp client add printed no client_secret line: %q", out)
+		return registration{}, fmt.Errorf("mxidp client add printed no client_secret line: %q", out)
+	}
+	return registration{id: id, secret: m[1], redirectURI: redirectURI, alg: alg}, nil
+}
+
+// seed registers the clients and the users through the command line, a
+// few commands at a time. The ES256 and EdDSA clients are registered when
+// algs is set.
+func (in *instance) seed(ctx context.Context, users []account, algs bool) ([]registration, error) {
+	rs, err := in.addClient(ctx, clientID, jose.RS256)
+	if err != nil {
+		return nil, err
+	}
+	clients := []registration{rs}
+	for _, alg := range otherAlgs {
+		if !algs {
+			break
+		}
+		c, err := in.addClient(ctx, clientID+"-"+strings.ToLower(string(alg)), alg, "--id-token-alg", string(alg))
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
 	}
 	sem := make(chan struct{}, 4)
 	var mu sync.Mutex
@@ -133,7 +205,7 @@ func (in *instance) seed(ctx context.Context, clientID, redirectURI string, user
 		})
 	}
 	wg.Wait()
-	return m[1], firstErr
+	return clients, firstErr
 }
 
 // start runs `mxidp serve` and waits until it prints its address and
@@ -271,6 +343,33 @@ func logLines(path string) []string {
 		lines = append(lines, l)
 	}
 	return lines
+}
+
+// infoLog is the log of a server run at level info: its problems (lines
+// at warn or error, and anything about a panic) and how many request lines
+// it wrote.
+type infoLog struct {
+	lines, requests int
+	problems        []string
+}
+
+// scanInfoLog sorts an info-level log, text or JSON: a line at level WARN
+// or ERROR, or one that mentions a panic, is a problem; a line whose
+// message is "request" is the request log.
+func scanInfoLog(lines []string) infoLog {
+	var s infoLog
+	for _, l := range lines {
+		s.lines++
+		switch {
+		case strings.Contains(l, "level=WARN"), strings.Contains(l, "level=ERROR"),
+			strings.Contains(l, `"level":"WARN"`), strings.Contains(l, `"level":"ERROR"`),
+			strings.Contains(l, "panic"), strings.HasPrefix(l, "goroutine "):
+			s.problems = append(s.problems, l)
+		case strings.Contains(l, "msg=request "), strings.Contains(l, `"msg":"request"`):
+			s.requests++
+		}
+	}
+	return s
 }
 
 func tail(path string, n int) string {

@@ -16,6 +16,11 @@ type recorder struct {
 	latency  map[string][]time.Duration
 	ok       int
 	failures map[string]*failureCount
+	// finished holds when each successful unit ended.
+	finished []time.Time
+	// after, when set, is called when a step (or the whole flow) has
+	// succeeded, after its latency is recorded.
+	after func(step string)
 }
 
 type failureCount struct {
@@ -29,6 +34,9 @@ func newRecorder() *recorder {
 
 func (r *recorder) observe(step string, d time.Duration) {
 	r.latency[step] = append(r.latency[step], d)
+	if r.after != nil {
+		r.after(step)
+	}
 }
 
 func (r *recorder) fault(f *failure) {
@@ -45,6 +53,7 @@ func (r *recorder) add(o *recorder) {
 		r.latency[k] = append(r.latency[k], v...)
 	}
 	r.ok += o.ok
+	r.finished = append(r.finished, o.finished...)
 	for k, c := range o.failures {
 		if mine, ok := r.failures[k]; ok {
 			mine.count += c.count
@@ -55,6 +64,9 @@ func (r *recorder) add(o *recorder) {
 }
 
 func (r *recorder) failed() int {
+	if r == nil {
+		return 0
+	}
 	n := 0
 	for _, c := range r.failures {
 		n += c.count
@@ -62,14 +74,43 @@ func (r *recorder) failed() int {
 	return n
 }
 
-// outcome is one measured run.
+// outcome is one measured run: every unit's latencies and failures, and
+// the units that succeeded inside the measured window (counted) of length
+// elapsed, with the CPU used meanwhile.
 type outcome struct {
 	*recorder
+	counted int
 	elapsed time.Duration
 	cpu     cpuUse
 }
 
-func (o outcome) rate() float64 { return float64(o.ok) / o.elapsed.Seconds() }
+func (o outcome) rate() float64 {
+	if o.elapsed <= 0 {
+		return 0
+	}
+	return float64(o.counted) / o.elapsed.Seconds()
+}
+
+// answered is how many units ran to an answer, failed or not.
+func (o outcome) answered() int {
+	if o.recorder == nil {
+		return 0
+	}
+	return o.ok + o.failed()
+}
+
+// merge adds a slice of an interleaved measurement to o.
+func (o *outcome) merge(p outcome) {
+	if o.recorder == nil {
+		o.recorder = newRecorder()
+	}
+	if p.recorder != nil {
+		o.add(p.recorder)
+	}
+	o.counted += p.counted
+	o.elapsed += p.elapsed
+	o.cpu = o.cpu.plus(p.cpu)
+}
 
 // reporter prints a kind of failure the first time it is seen, with -v.
 type reporter struct {
@@ -93,30 +134,54 @@ func (p *reporter) first(phase string, f *failure) {
 	}
 }
 
-// drive keeps workers units in flight until the duration is over (units
-// under way then finish and count), or, when count > 0, until count units
-// have been started. meter, when set, reads the CPU just before the first
-// unit and just after the last.
+// lead is how long units run before a measured window opens, so that the
+// window sees the steady state: the flows in flight already queued at the
+// hash slots, the connections open.
+const lead = 150 * time.Millisecond
+
+// drive keeps workers units in flight. With count > 0 it starts count
+// units and measures from the first to the last. Otherwise it measures a
+// window of length d that opens lead after the units start; no unit
+// starts after the window closes, those under way then finish, and only
+// units that finished inside the window count for the rate and the
+// per-unit CPU (outcome.counted): neither the ramp-up nor the tail, in
+// which fewer units are in flight, lowers them. meter, when set, reads the
+// CPU (and the statements) when the window opens and when it closes.
 func drive(ctx context.Context, workers int, d time.Duration, count int, meter *cpuMeter, unit func(context.Context, *recorder) *failure, seen *reporter, phase string) (outcome, error) {
 	recs := make([]*recorder, workers)
 	for i := range recs {
 		recs[i] = newRecorder()
 	}
-	var before cpuSample
+	var before, after cpuSample
 	var err error
-	if meter != nil {
-		if before, err = meter.sample(); err != nil {
-			return outcome{}, err
+	sample := func(end bool) time.Time {
+		if meter == nil {
+			return time.Now()
 		}
+		s, e := meter.sample(ctx, end)
+		if e != nil && err == nil {
+			err = e
+		}
+		if end {
+			after = s
+		} else {
+			before = s
+		}
+		return s.at
+	}
+	var from, to time.Time
+	windowed := count <= 0
+	if !windowed {
+		from = sample(false)
 	}
 	var started atomic.Int64
 	start := time.Now()
-	stop := start.Add(d)
+	stop := start.Add(lead + d)
 	var wg sync.WaitGroup
 	for _, rec := range recs {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if count > 0 {
+				if !windowed {
 					if started.Add(1) > int64(count) {
 						return
 					}
@@ -128,23 +193,45 @@ func drive(ctx context.Context, workers int, d time.Duration, count int, meter *
 					seen.first(phase, f)
 				} else {
 					rec.ok++
+					rec.finished = append(rec.finished, time.Now())
 				}
 			}
 		})
 	}
+	if windowed {
+		sleepUntil(ctx, start.Add(lead))
+		from = sample(false)
+		sleepUntil(ctx, stop)
+		to = sample(true)
+	}
 	wg.Wait()
-	out := outcome{recorder: newRecorder(), elapsed: time.Since(start)}
+	if !windowed {
+		to = sample(true)
+	}
+	out := outcome{recorder: newRecorder(), elapsed: to.Sub(from)}
 	for _, r := range recs {
 		out.add(r)
 	}
-	if meter != nil {
-		after, err := meter.sample()
-		if err != nil {
-			return out, err
+	for _, t := range out.finished {
+		if !t.Before(from) && !t.After(to) {
+			out.counted++
 		}
-		out.cpu = before.to(after)
+	}
+	if meter != nil && err == nil {
+		out.cpu = before.to(after, *meter)
+	}
+	if err != nil {
+		return out, err
 	}
 	return out, ctx.Err()
+}
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(t)):
+	}
 }
 
 // quantile is the nearest-rank quantile of sorted durations.
