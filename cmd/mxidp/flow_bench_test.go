@@ -19,7 +19,8 @@ import (
 
 // inProcessFlow is mxidp's real handler on a database of the given
 // backend, behind an httptest server, with one user (alice, a cheap
-// password hash) and one confidential client that skips consent.
+// password hash) and one confidential client that skips consent, made
+// with the extra `client add` arguments given.
 type inProcessFlow struct {
 	srv    *httptest.Server
 	svc    *service
@@ -28,11 +29,13 @@ type inProcessFlow struct {
 
 const inProcessRedirect = "http://127.0.0.1:9/cb"
 
-func startInProcess(tb testing.TB, backend string) *inProcessFlow {
+func startInProcess(tb testing.TB, backend string, clientArgs ...string) *inProcessFlow {
 	var handler http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	tb.Cleanup(srv.Close)
-	envs := testEnv(tb, backend, "log: {level: warn}\n")
+	// authorize_burst 0: no limit on new authorization requests, which a
+	// benchmark makes hundreds of a second from one address.
+	envs := testEnv(tb, backend, "log: {level: warn}\nthrottle: {authorize_burst: 0}\n")
 	envs["MXIDP_ISSUER"] = srv.URL
 	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: env(envs)}
 	c, err := a.config()
@@ -53,7 +56,7 @@ func startInProcess(tb testing.TB, backend string) *inProcessFlow {
 		tb.Fatal(out.String())
 	}
 	out.Reset()
-	if run([]string{"client", "add", "bench", "--skip-consent", "--redirect-uri", inProcessRedirect}, strings.NewReader(""), &out, &out, env(envs)) != 0 {
+	if run(append([]string{"client", "add", "bench", "--skip-consent", "--redirect-uri", inProcessRedirect}, clientArgs...), strings.NewReader(""), &out, &out, env(envs)) != 0 {
 		tb.Fatal(out.String())
 	}
 	secret := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(out.String())[1]
@@ -121,11 +124,16 @@ func (f *inProcessFlow) login(tb testing.TB, before func(step string)) {
 // BenchmarkLoginFlow runs complete logins in-process (authorize, login
 // page, login, callback, token, userinfo) against the real handler on
 // SQLite with a cheap password hash, for CPU profiles of everything but
-// the hash: go test -run '^$' -bench LoginFlow -cpuprofile cpu.out ./cmd/mxidp/
+// the hash, once per ID-token algorithm:
+// go test -run '^$' -bench LoginFlow/ES256 -cpuprofile cpu.out ./cmd/mxidp/
 func BenchmarkLoginFlow(b *testing.B) {
-	f := startInProcess(b, "sqlite")
-	for b.Loop() {
-		f.login(b, func(string) {})
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			f := startInProcess(b, "sqlite", "--id-token-alg", alg)
+			for b.Loop() {
+				f.login(b, func(string) {})
+			}
+		})
 	}
 }
 
