@@ -17,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/mxidp/mxidp/storage/storagetest"
 	"golang.org/x/oauth2"
+	"gopkg.in/yaml.v3"
 )
 
 // wantSignedWith asserts that token is a JWS in alg whose kid is a
@@ -338,5 +340,80 @@ func TestAuthlibVerifiesES256AndEdDSAClients(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// The real Synapse (oidc_providers, configured as synapse-config prints it
+// for an ES256 client) logs a user in with ES256 ID tokens and ends the
+// session on an ES256 logout token, on both backends. The printed block
+// lists ES256 alone, and Synapse holds to it: the same client moved to
+// RS256 is refused, so the login that passed was ES256.
+func TestSynapseLegacyLogsInWithES256IDTokens(t *testing.T) {
+	c := newChrome(t)
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			l := startLegacy(t, backend, "--id-token-alg", "ES256")
+			if !strings.Contains(l.block, `    id_token_signing_alg_values_supported: ["ES256"]`+"\n") {
+				t.Fatalf("synapse-config for an ES256 client does not list ES256 alone:\n%s", l.block)
+			}
+			b, token, _ := l.ssoLogin(t, c, "alice")
+			status, profile := l.syn.request(http.MethodGet, "/_matrix/client/v3/profile/@alice:"+synapseServerName, token, nil)
+			if status != http.StatusOK || profile["displayname"] != "Alice Legacy" {
+				t.Errorf("alice's Matrix profile: %d %v; want the display name from the ES256 ID token", status, profile)
+			}
+			b.do("log out at mxidp", chromedp.Navigate(l.e.meta.EndSession), chromedp.WaitVisible(chromedp.CSS(`form button[type=submit]`)))
+			b.do("confirm", chromedp.Click(chromedp.CSS(`form button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS("h1")))
+			l.waitLoggedOut(t, token, "the Matrix token after an ES256 logout token")
+			if bad := oidcErrorRE.FindAllString(l.syn.log(), -1); len(bad) > 0 {
+				t.Fatalf("Synapse logged errors about the provider:\n%s", strings.Join(bad, "\n"))
+			}
+
+			l.e.d.cli("client", "set-alg", "synapse", "--id-token-alg", "RS256")
+			time.Sleep(1100 * time.Millisecond) // the one-second client cache
+			other := c.user(t)
+			other.do("open Synapse's SSO redirect", chromedp.Navigate(l.syn.URL+"/_matrix/client/v3/login/sso/redirect?"+
+				url.Values{"redirectUrl": {l.client.srv.URL + "/element/callback"}}.Encode()))
+			other.signIn("alice", legacyUsers["alice"])
+			waitFor(t, 15*time.Second, "Synapse to refuse an RS256 ID token", func() bool {
+				return strings.Contains(l.syn.log(), "Invalid id_token")
+			})
+			select {
+			case q := <-l.client.callbacks:
+				t.Errorf("Synapse let an RS256 ID token through: the Matrix client got %v", q)
+			case <-time.After(time.Second):
+			}
+		})
+	}
+}
+
+// synapse-config lists the algorithms Synapse must accept for the client:
+// none for RS256 (every Synapse's default) but a hint to pick ES256, the
+// client's own otherwise, and its userinfo algorithm beside it.
+func TestSynapseConfigNamesTheClientsAlgorithms(t *testing.T) {
+	c := newCLI(t, "sqlite")
+	for id, flags := range map[string][]string{
+		"rs":    nil,
+		"es":    {"--id-token-alg", "ES256"},
+		"mixed": {"--id-token-alg", "ES256", "--userinfo-alg", "EdDSA"},
+	} {
+		c.must("", append([]string{"client", "add", id, "--redirect-uri", "https://matrix.example.org/_synapse/client/oidc/callback"}, flags...)...)
+	}
+	for id, want := range map[string][]string{"rs": nil, "es": {"ES256"}, "mixed": {"ES256", "EdDSA"}} {
+		out := c.must("", "synapse-config", "--client", id)
+		parseSynapseConfig(t, out) // one valid entry
+		var doc struct {
+			Providers []struct {
+				Algs []string `yaml:"id_token_signing_alg_values_supported"`
+			} `yaml:"oidc_providers"`
+		}
+		if err := yaml.Unmarshal([]byte(out), &doc); err != nil || !slices.Equal(doc.Providers[0].Algs, want) {
+			t.Errorf("client %s: id_token_signing_alg_values_supported %v (%v), want %v\n%s", id, doc.Providers[0].Algs, err, want, out)
+		}
+		if id == "rs" && !strings.Contains(out, "--id-token-alg ES256") {
+			t.Errorf("the RS256 client's block does not say how to move to ES256:\n%s", out)
+		}
+		if !strings.Contains(out, "EdDSA only") {
+			t.Errorf("client %s: the block does not say where EdDSA fits:\n%s", id, out)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/mxidp/mxidp/keys"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/spf13/cobra"
 )
@@ -96,6 +97,21 @@ func (a *app) printLegacySynapseConfig(cmd *cobra.Command, clientID, idpID, idpN
 	})
 }
 
+// synapseAlgs are the algorithms Synapse must accept from mxidp for c:
+// its ID tokens' first (logout tokens share it), then its userinfo's
+// when that differs (Synapse verifies a JWT userinfo answer with the same
+// list, Synapse synapse/handlers/oidc.py _fetch_userinfo).
+func synapseAlgs(c storage.Client) []string {
+	algs := []string{c.IDTokenAlg}
+	if algs[0] == "" {
+		algs[0] = keys.DefaultAlgorithm
+	}
+	if c.UserinfoAlg != "" && c.UserinfoAlg != algs[0] {
+		algs = append(algs, c.UserinfoAlg)
+	}
+	return algs
+}
+
 // synapseBlock renders the oidc_providers entry for one client (Synapse
 // docs/usage/configuration/config_documentation.md, "oidc_providers"; the
 // README's "Connecting Synapse"). Strings are written as double-quoted YAML,
@@ -121,6 +137,19 @@ func synapseBlock(issuer string, c storage.Client, idpID, idpName, secretPath st
 		w("#  - no back-channel logout URI is registered: register\n")
 		w("#    https://MATRIX/_synapse/client/oidc/backchannel_logout so that logouts reach Synapse.\n")
 	}
+	algs := synapseAlgs(c)
+	if algs[0] == keys.RS256 {
+		w("#  - ID tokens are signed with RS256, which every Synapse accepts. ES256 costs a\n")
+		w("#    fraction of its CPU and Synapse (authlib) verifies it, as does the Matrix\n")
+		w("#    Authentication Service with mxidp as its upstream: `mxidp client set-alg %s\n", c.ID)
+		w("#    --id-token-alg ES256`, then print this again. EdDSA only for relying parties\n")
+		w("#    that verify Ed25519 (the Matrix Authentication Service does not).\n")
+	} else {
+		w("#  - ID tokens and logout tokens are signed with %s (mxidp client set-alg): Synapse\n", algs[0])
+		w("#    1.126 and later accept only the algorithms listed below, older ones those of\n")
+		w("#    mxidp's discovery, %s among them. For Synapse and the Matrix Authentication\n", algs[0])
+		w("#    Service pick ES256; EdDSA only where the relying party verifies Ed25519.\n")
+	}
 	w("oidc_providers:\n")
 	w("  - idp_id: %q\n", idpID)
 	w("    idp_name: %q\n", idpName)
@@ -133,6 +162,13 @@ func synapseBlock(issuer string, c storage.Client, idpID, idpName, secretPath st
 	} else {
 		w("    client_secret_path: %q\n", secretPath)
 		w("    client_auth_method: \"client_secret_basic\"\n")
+	}
+	if algs[0] != keys.RS256 {
+		quoted := make([]string, len(algs))
+		for i, a := range algs {
+			quoted[i] = fmt.Sprintf("%q", a)
+		}
+		w("    id_token_signing_alg_values_supported: [%s]\n", strings.Join(quoted, ", "))
 	}
 	w("    scopes: [\"openid\", \"profile\", \"email\"]\n")
 	w("    backchannel_logout_enabled: true\n")

@@ -54,9 +54,12 @@ type legacyEnv struct {
 	e      *openIDEnv
 	syn    *synapse
 	client *relyingParty // the Matrix client's page Synapse sends the loginToken to
+	block  string        // what synapse-config printed, in homeserver.yaml
 }
 
-func startLegacy(t *testing.T, backend string) *legacyEnv {
+// startLegacy starts mxidp and a Synapse configured as synapse-config
+// says, the client registered with clientFlags added to client add.
+func startLegacy(t *testing.T, backend string, clientFlags ...string) *legacyEnv {
 	t.Helper()
 	env := testEnv(t, backend, "keys:\n  refresh_interval: 100ms\nmatrix:\n  server_name: "+synapseServerName+"\nrest:\n  enabled: true\n")
 	env["MXIDP_LISTEN"] = "127.0.0.1:0"
@@ -73,9 +76,9 @@ func startLegacy(t *testing.T, backend string) *legacyEnv {
 	// Synapse's URLs are registered before it starts: pick its port now.
 	port := freePort(t)
 	synURL := "http://127.0.0.1:" + strconv.Itoa(port)
-	out := d.cli("client", "add", "synapse", "--skip-consent",
-		"--redirect-uri", synURL+"/_synapse/client/oidc/callback",
-		"--backchannel-logout-uri", synURL+"/_synapse/client/oidc/backchannel_logout")
+	out := d.cli(append([]string{"client", "add", "synapse", "--skip-consent",
+		"--redirect-uri", synURL + "/_synapse/client/oidc/callback",
+		"--backchannel-logout-uri", synURL + "/_synapse/client/oidc/backchannel_logout"}, clientFlags...)...)
 	secret := clientSecretRE.FindStringSubmatch(out)
 	if secret == nil {
 		t.Fatalf("client add printed no secret: %q", out)
@@ -84,7 +87,7 @@ func startLegacy(t *testing.T, backend string) *legacyEnv {
 	secretPath := filepath.Join(dir, "mxidp-client-secret")
 	block := d.cli("synapse-config", "--client", "synapse", "--idp-name", "Our Platform", "--secret-path", secretPath)
 
-	l := &legacyEnv{e: e, client: newRelyingParty(t)}
+	l := &legacyEnv{e: e, client: newRelyingParty(t), block: block}
 	// The Matrix client is in sso.client_whitelist, as Element Web usually
 	// is: Synapse's callback sends the browser straight on to it, so the
 	// redirect chain that follows mxidp's login form reaches an origin
