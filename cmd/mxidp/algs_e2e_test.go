@@ -169,6 +169,11 @@ func TestSignedUserinfoAndChangingAClientsAlgorithms(t *testing.T) {
 			claims["email"] != aliceEmail || claims["preferred_username"] != "alice" {
 			t.Errorf("signed userinfo claims %v; want iss %s, aud %s, alice's sub and claims", claims, e.issuer, c.id)
 		}
+		for _, idTokenOnly := range []string{"exp", "nonce", "at_hash"} {
+			if _, has := claims[idTokenOnly]; has {
+				t.Errorf("signed userinfo has %s: it could pass for an ID token", idTokenOnly)
+			}
+		}
 		info, err := e.provider.UserInfo(e.ctx, oauth2.StaticTokenSource(l.token))
 		if err != nil || info.Subject != l.idToken.Subject || info.Email != aliceEmail {
 			t.Errorf("go-oidc reads the signed userinfo as %+v, %v", info, err)

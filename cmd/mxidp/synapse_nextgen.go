@@ -128,6 +128,9 @@ func nextGenSynapseBlock(g nextGen) string {
 	if synapseURL != nil && synapseURL.Scheme == "http" && !provider.IsLoopback(synapseURL.Hostname()) {
 		w("#    It is plain http: keep it on a private network, or use https.\n")
 	}
+	w("#  - Synapse verifies no ID token here: each Matrix client picks its own\n")
+	w("#    algorithm when it registers (id_token_signed_response_alg: RS256, the\n")
+	w("#    default, ES256, or EdDSA where the client verifies Ed25519).\n")
 	w("#  - Synapse's server_name must be %s (mxidp's matrix.server_name):\n", comment(g.ServerName))
 	w("#    mxidp names users by their localpart, @localpart:%s.\n", comment(g.ServerName))
 	w("#  - Synapse refuses to start while any of these is on; remove them or turn\n")
