@@ -2,16 +2,16 @@
 // and its users load it: complete OpenID Connect login flows, the two
 // documents every relying party fetches, and Synapse's REST password
 // check. `make bench` runs it; it reports every figure of issue 14's table
-// (docs: README, "Performance") as measured in one run, on SQLite and on
-// PostgreSQL, with the issue's targets and PASS or FAIL.
+// (the README's "Performance" shows them) as measured in one run, on SQLite
+// and on PostgreSQL, with the issue's targets and PASS or FAIL.
 //
 // For each database backend (SQLite always; PostgreSQL when
 // MXIDP_TEST_POSTGRES names a server it may create databases on, as
 // .ci/with-postgres arranges) it makes a fresh database, registers with the
-// mxidp command line two confidential clients, one with RS256 ID tokens
-// (the default) and one with `--id-token-alg ES256` (when the binary has
-// that flag; otherwise it says "ES256: not available in this binary"), and
-// -users users, and measures, in this order:
+// mxidp command line confidential clients, one with RS256 ID tokens (the
+// default) and, when the binary has the flag (otherwise it says "ES256: not
+// available in this binary"), one with `--id-token-alg ES256` and one with
+// EdDSA, and -users users, and measures, in this order:
 //
 //  1. The server idle: `mxidp serve` on a free port of 127.0.0.1, started
 //     afresh; 3 s after /readyz first answered, before any login, VmRSS
@@ -20,7 +20,8 @@
 //     run) in this process: the CPU of its thread per signature, the
 //     yardstick of the RS256 client's target.
 //  2. The SQL statements of one complete flow (authorize, login page,
-//     login submit, callback, token, userinfo), per client: the counter
+//     login submit, callback, token, userinfo), per client (the EdDSA one
+//     only here, its ID tokens checked like the others'): the counter
 //     mxidp_db_statements_total of /metrics is read after each step (and
 //     again until it stays put, should a request leave work behind); one
 //     user's flows, the least of five per step, since the server's own
@@ -41,11 +42,11 @@
 //     statements per flow, and the server CPU per flow: utime+stime from
 //     /proc/PID/stat of the mxidp process and, on PostgreSQL, of the
 //     cluster's postmaster and all its children (plus the CPU of children
-//     that exited, from the postmaster's cutime+cstime), read before and
-//     after each slice. Less the cheap hash itself (measured on one core),
-//     that is the CPU per flow beyond the hash. Meanwhile one RS256
-//     signature every 25 ms is sampled in this process: the signature's
-//     CPU under load, shown beside the idle one.
+//     that exited, from the postmaster's cutime+cstime), read when each
+//     slice's window opens and closes. Less the cheap hash itself
+//     (measured on one core), that is the CPU per flow beyond the hash.
+//     Meanwhile one RS256 signature every 25 ms is sampled in this
+//     process: the signature's CPU under load, shown beside the idle one.
 //  4. GET /.well-known/openid-configuration and GET /keys from mxidp
 //     restarted at log level info (the request log on, one line per
 //     request, into a file as a deployment's goes to journald), beside a
@@ -69,9 +70,14 @@
 //     same for flows in CPU (CPU per hash alone ÷ server CPU per flow),
 //     which holds even when others take CPU from the run.
 //
-// Each measurement also prints the CPU that processes outside the
-// measurement used meanwhile (from /proc/stat), so that a run disturbed by
-// other work on the machine can be recognised.
+// Every slice is a steady-state window: the units (flows, requests,
+// checks, hashes) start 150 ms before it opens, none starts after it
+// closes, and only those that ended inside it count for rates and for the
+// CPU and statements per unit, so that neither the ramp-up nor the tail (in
+// which fewer units are in flight) weighs on a ratio. Each measurement
+// also prints the CPU that processes outside the measurement used
+// meanwhile (from /proc/stat), so that a run disturbed by other work on
+// the machine can be recognised.
 //
 // The summary prints issue 14's table as measured, one line per figure and
 // backend, with its target and PASS or FAIL (a missed target does not
@@ -137,7 +143,7 @@ func main() {
 	flag.DurationVar(&o.hashTime, "hash", 6*time.Second, "duration of the hash-alone measurement (in four slices among the default-cost flows and checks)")
 	flag.DurationVar(&o.checkTime, "check", 6*time.Second, "duration of the check_credentials measurement (in four slices)")
 	flag.BoolVar(&o.countOnly, "count-statements", false, "only count the SQL statements of one flow, step by step, and exit")
-	flag.DurationVar(&o.deadline, "deadline", 5*time.Minute, "give up after this long in all")
+	flag.DurationVar(&o.deadline, "deadline", 8*time.Minute, "give up after this long in all")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (databases, configs, server logs)")
 	flag.BoolVar(&o.verbose, "v", false, "print each new kind of failure when it first happens")
 	flag.StringVar(&plainManifest, "serve-plain", "", "internal: serve the documents of this manifest with a plain net/http handler")
