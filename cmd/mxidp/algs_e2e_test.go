@@ -415,3 +415,40 @@ func TestSynapseConfigNamesTheClientsAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// keys rotate --alg rotates that algorithm's key alone, which the running
+// server publishes and keys list shows with its algorithm; an algorithm
+// the ring does not offer is a usage error that changes nothing.
+func TestKeysRotateOneAlgorithm(t *testing.T) {
+	d := newDeployment(t, "sqlite")
+	s := d.startOnFreePort()
+	before := s.kids()
+	out := d.cli("keys", "rotate", "--alg", "ES256")
+	if strings.Count(out, "added ") != 1 || !strings.Contains(out, "added ES256 signing key") || !strings.Contains(out, "pending") {
+		t.Errorf("keys rotate --alg ES256 printed %q", out)
+	}
+	var listed []keyJSON
+	if err := json.Unmarshal([]byte(d.cli("keys", "list", "--json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, k := range listed {
+		count[k.Algorithm+" "+string(k.State)]++
+	}
+	if want := map[string]int{"RS256 active": 1, "ES256 active": 1, "ES256 pending": 1, "EdDSA active": 1}; !maps.Equal(count, want) {
+		t.Errorf("keys list after rotating ES256: %v, want %v", count, want)
+	}
+	if text := d.cli("keys", "list"); !strings.Contains(text, "ALG") || strings.Count(text, "ES256") != 2 {
+		t.Errorf("keys list:\n%s", text)
+	}
+	waitFor(t, 10*time.Second, "the server to publish the new key", func() bool { return len(s.kids()) == len(before)+1 })
+	run := &cli{t: t, env: d.env}
+	for _, bad := range []string{"HS256", "none", "es256"} {
+		if status, _, errOut := run.run("", "keys", "rotate", "--alg", bad); status != 2 || !strings.Contains(errOut, "--alg") {
+			t.Errorf("keys rotate --alg %s: exit %d %q; want 2 naming --alg", bad, status, errOut)
+		}
+	}
+	if got := s.kids(); len(got) != len(before)+1 {
+		t.Errorf("refused rotations changed the published keys: %v", got)
+	}
+}
