@@ -20,6 +20,7 @@ func dynamicClient(id string) storage.Client {
 		RedirectURIs: []string{"com.example.chat:/callback", "http://127.0.0.1/callback"},
 		ClientURI:    "https://example.com/", LogoURI: "https://example.com/logo.png",
 		TOSURI: "https://example.com/tos", PolicyURI: "https://app.example.com/privacy",
+		IDTokenAlg: "ES256", UserinfoAlg: "EdDSA",
 	}
 }
 
@@ -54,9 +55,10 @@ func testDynamicClientMetadataRoundTrips(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	op, _ := s.ClientByID(ctx, "synapse")
-	if op.Dynamic || op.ApplicationType != storage.ApplicationWeb || op.ClientURI != "" || op.LogoURI != "" {
-		t.Errorf("operator client: dynamic %v, application type %q, client_uri %q, logo_uri %q; want false, web, none",
-			op.Dynamic, op.ApplicationType, op.ClientURI, op.LogoURI)
+	if op.Dynamic || op.ApplicationType != storage.ApplicationWeb || op.ClientURI != "" || op.LogoURI != "" ||
+		op.IDTokenAlg != storage.DefaultIDTokenAlg || op.UserinfoAlg != "" {
+		t.Errorf("operator client: dynamic %v, application type %q, client_uri %q, logo_uri %q, algorithms %q %q; want false, web, none, RS256 and none",
+			op.Dynamic, op.ApplicationType, op.ClientURI, op.LogoURI, op.IDTokenAlg, op.UserinfoAlg)
 	}
 	list, err := s.ListClients(ctx)
 	if err != nil || len(list) != 2 || !list[0].Dynamic || list[0].ApplicationType != storage.ApplicationNative || list[1].Dynamic {
