@@ -95,7 +95,7 @@ func (s *Store) AdmitCommon(ctx context.Context, keys []ThrottleKey, forgetAfter
 		fmt.Fprintf(&burst, " WHEN $%d THEN CAST($%d AS BIGINT)", 3+2*i, 4+2*i)
 	}
 	rows, err := s.query(ctx, nil, `UPDATE throttle SET inflight = inflight + 1, updated_at = $1
-		WHERE key IN (`+in.String()+`) AND next_at <= $1 AND $1 - updated_at <= $2
+		WHERE `+s.keysLockedInOrder(in.String())+` AND next_at <= $1 AND $1 - updated_at <= $2
 		AND inflight < CASE WHEN (CASE key`+burst.String()+` END) - failures > 1 THEN (CASE key`+burst.String()+` END) - failures ELSE 1 END
 		RETURNING key`, args...)
 	if err != nil {
@@ -114,6 +114,23 @@ func (s *Store) AdmitCommon(ctx context.Context, keys []ThrottleKey, forgetAfter
 		return nil, fmt.Errorf("throttle: %w", markUnavailable(ctx, err))
 	}
 	return admitted, nil
+}
+
+// keysLockedInOrder is the condition of a statement that changes the
+// counters of several keys (in, a list of placeholders): on PostgreSQL it
+// locks their rows in key order first. An UPDATE locks the rows it changes
+// in the order it happens to find them, which two statements over the same
+// rows need not share (a row's newest version moves when it is updated):
+// parallel checks of one user from one network, which share two or three
+// counters, then deadlock, and PostgreSQL fails one of them after a second,
+// leaving the counters of a check it was ending counted as under way.
+// Locked in one order, such statements wait for each other instead.
+// SQLite runs one write at a time and takes no row locks.
+func (s *Store) keysLockedInOrder(in string) string {
+	if s.dialect.forUpdate == "" {
+		return `key IN (` + in + `)`
+	}
+	return `key IN (SELECT key FROM throttle WHERE key IN (` + in + `) ORDER BY key` + s.dialect.forUpdate + `)`
 }
 
 // FinishMany ends admitted checks that no wrong password decided, all in
@@ -147,7 +164,7 @@ func (s *Store) FinishMany(ctx context.Context, keys, forget []string, decided b
 		f := list(forget)
 		set += `, failures = CASE WHEN key IN (` + f + `) THEN 0 ELSE failures END, next_at = CASE WHEN key IN (` + f + `) THEN 0 ELSE next_at END`
 	}
-	if _, err := s.exec(ctx, nil, `UPDATE throttle SET `+set+` WHERE key IN (`+where+`)`, args...); err != nil {
+	if _, err := s.exec(ctx, nil, `UPDATE throttle SET `+set+` WHERE `+s.keysLockedInOrder(where), args...); err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
 	return nil

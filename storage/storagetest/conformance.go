@@ -65,6 +65,7 @@ func Conformance(t *testing.T, open Opener) {
 		{"ThrottleDelaysGrowAndSuccessOrTimeForgets", testThrottleDelaysGrowAndSuccessOrTimeForgets},
 		{"ThrottleForgetsAbandonedChecks", testThrottleForgetsAbandonedChecks},
 		{"ThrottleAdmitsAndFinishesManyKeysInOneStatement", testThrottleManyKeys},
+		{"ThrottleStatementsOverSharedKeysNeverFail", testThrottleStatementsOverSharedKeysNeverFail},
 		{"AuditEventsFilterAndPurge", testAuditEventsFilterAndPurge},
 		{"RepeatedAuditEventsAreCountedInOneRowPerWindow", testRepeatedAuditEventsAreCountedInOneRowPerWindow},
 		{"MatrixDevicesLiveWhileTheirFamilyHasALiveToken", testMatrixDevicesLiveWhileTheirFamilyHasALiveToken},

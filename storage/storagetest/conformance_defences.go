@@ -293,6 +293,54 @@ func testThrottleManyKeys(t *testing.T, open Opener) {
 	}
 }
 
+// Checks that share counters (one user's parallel logins from one
+// network share the network's, the login name's and the account's) admit
+// and end them in statements over several rows at once, in whatever order
+// each request names them. None of those statements may fail: on
+// PostgreSQL, rows locked in different orders would deadlock, and a
+// failed end leaves its check counted as under way.
+func testThrottleStatementsOverSharedKeysNeverFail(t *testing.T, open Opener) {
+	s := open(t, storage.Options{MaxOpenConns: 32})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keys := []string{"network:a", "network:b", "account:x", "account:y", "user:1", "user:2"}
+	for _, k := range keys {
+		if a, err := s.Admit(ctx, k, 1000, time.Hour); err != nil || !a.Admitted {
+			t.Fatalf("Admit(%s) = %+v, %v", k, a, err)
+		}
+	}
+	var ops, failed atomic.Int64
+	var first sync.Once
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(3 * time.Second)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				n, a, u := keys[(g+i)%2], keys[2+(g/2+i)%2], keys[4+(g/4+i)%2]
+				admit := []storage.ThrottleKey{{Key: n, Burst: 1000}, {Key: a, Burst: 1000}}
+				if g%2 == 1 {
+					admit[0], admit[1] = admit[1], admit[0]
+				}
+				_, err := s.AdmitCommon(ctx, admit, time.Hour)
+				if err == nil {
+					err = s.FinishMany(ctx, []string{u, a, n}[g%3:], []string{a, u}, i%3 == 0)
+				}
+				ops.Add(1)
+				if err != nil {
+					failed.Add(1)
+					first.Do(func() { t.Errorf("a throttle statement failed: %v", err) })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d admissions and ends over shared counters failed; want none", failed.Load(), ops.Load())
+	}
+}
+
 func testAuditEventsFilterAndPurge(t *testing.T, open Opener) {
 	clk := newClock()
 	s := open(t, storage.Options{Now: clk.Now})
