@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -175,16 +176,27 @@ func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	var admitted []throttleKey
-	for _, k := range keys {
+	// Keys are held in order only: a request that must wait for a key (or
+	// is refused by it) holds none that come after it. Otherwise a request
+	// waiting for its busy network would keep a place of the login name
+	// it names, and an attacker could park enough of them to lock the
+	// owner out of their login name from every network, without a guess
+	// (and, waiting in a cycle, such requests could hold each other up).
+	// What the one statement admitted past the first key it did not is
+	// given back, and asked for again in its turn.
+	n := 0
+	for n < len(keys) && fast[keys[n].key] {
+		n++
+	}
+	admitted := slices.Clip(keys[:n])
+	var back []throttleKey
+	for _, k := range keys[n:] {
 		if fast[k.key] {
-			admitted = append(admitted, k)
+			back = append(back, k)
 		}
 	}
-	for _, k := range keys {
-		if fast[k.key] {
-			continue
-		}
+	l.finish(ctx, back, undecided)
+	for _, k := range keys[n:] {
 		if _, err := l.admitOne(ctx, k, int64(p.burst(k)), p.ForgetAfter); err != nil {
 			l.finish(ctx, admitted, undecided)
 			return nil, err

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/mxidp/mxidp/provider/password"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/storage/storagetest"
 )
@@ -29,10 +31,19 @@ import (
 // authURL in a new browser, follows the redirects to the sign-in form,
 // submits it, and returns the status of the answer to the form.
 func signIn(ctx context.Context, authURL, username, pw string) (int, error) {
+	return signInFrom(ctx, authURL, username, pw, "")
+}
+
+// signInFrom is signIn through the loopback proxy for the client address
+// forwardedFor, when set.
+func signInFrom(ctx context.Context, authURL, username, pw, forwardedFor string) (int, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	fetch := func(req *http.Request) (page, error) {
+		if forwardedFor != "" {
+			req.Header.Set("X-Forwarded-For", forwardedFor)
+		}
 		resp, err := c.Do(req.WithContext(ctx))
 		if err != nil {
 			return page{}, err
@@ -138,6 +149,83 @@ func TestParallelSignInsSharingThrottleCountersNeitherFailNorLeak(t *testing.T) 
 			}
 			if left := inflightCounters(t, (&cli{t: t, env: e.d.env}).store()); len(left) > 0 {
 				t.Errorf("after every check ended, counters still count checks under way: %v", left)
+			}
+		})
+	}
+}
+
+// A check is admitted under its counters in order (the network first),
+// and a request waiting for one counter holds none that come after it:
+// so a request that waits for its network never keeps a login name's
+// place. The fast path admits every counter with room in one statement;
+// keeping what it admitted past a counter that must be waited for would
+// let an attacker whose own network is busy (one slow check under way
+// fills a network whose failures reached its burst) park requests for
+// alice's login name, each holding one of its five places while it waits
+// for the attacker's network, and lock alice out of her own login name
+// from every other network without one more guess. Here a check with a
+// costly stored hash (seconds) fills the attacker's network; five
+// requests for alice then wait behind it, and alice, from another
+// network, must get in while that slow check is still under way.
+func TestRequestsWaitingForTheirNetworkHoldNoPlaceOfTheLoginName(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			d := newDeployment(t, backend)
+			d.env["GOMAXPROCS"] = "2" // two hash slots: the slow check takes one
+			d.env["MXIDP_CONFIG"] = writeConfig(t, "passwords:\n  argon2id: {time: 1, memory_kib: 64, threads: 1}\nkeys:\n  refresh_interval: 100ms\n"+
+				slowThrottle+"  network_burst: 1\n")
+			c := &cli{t: t, env: d.env}
+			c.must(alicePassword+"\n", "user", "add", "alice", "--password-stdin", "--email", aliceEmail)
+			c.must("slow-password\n", "user", "add", "slowpoke", "--password-stdin")
+			s := c.store()
+			dear, err := password.Hash("slow-password", password.Params{Time: 6, MemoryKiB: 256 * 1024, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := s.UserByUsername(context.Background(), "slowpoke")
+			if err == nil {
+				_, err = s.UpdateUser(context.Background(), u.ID, func(u *storage.User) error { u.PasswordHash = dear; return nil })
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := connectOpenID(t, d)
+			cfg := e.config(e.addClient("rp-park"), oauth2.AuthStyleInHeader)
+			const aliceNet = "192.0.2.7"
+			if status, err := signInFrom(e.ctx, cfg.AuthCodeURL(randomAlnum(16)), "alice", alicePassword, aliceNet); status != http.StatusFound || err != nil {
+				t.Fatalf("alice's first sign-in: %d, %v", status, err)
+			}
+
+			// The slow check fills loopback's one place for seconds.
+			slowDone := make(chan time.Time, 1)
+			go func() {
+				signIn(e.ctx, cfg.AuthCodeURL(randomAlnum(16)), "slowpoke", "wrong-"+randomAlnum(6))
+				slowDone <- time.Now()
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for !slices.Contains(inflightCounters(t, s), "user:"+u.ID+"=1") {
+				if time.Now().After(deadline) {
+					t.Fatalf("the slow check never got under way: %v", inflightCounters(t, s))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			// Five requests for alice from loopback wait for its place.
+			for range 5 {
+				go signIn(e.ctx, cfg.AuthCodeURL(randomAlnum(16)), "alice", "guess-"+randomAlnum(6))
+			}
+			time.Sleep(700 * time.Millisecond)
+			held := inflightCounters(t, s)
+			status, err := signInFrom(e.ctx, cfg.AuthCodeURL(randomAlnum(16)), "alice", alicePassword, aliceNet)
+			in := time.Now()
+			select {
+			case done := <-slowDone:
+				t.Errorf("alice got in (%d, %v) only %v after the slow check on the attacker's network ended; she waited for it (counters under way meanwhile: %v)",
+					status, err, in.Sub(done).Round(time.Millisecond), held)
+			default:
+				if status != http.StatusFound || err != nil {
+					t.Errorf("alice from her own network during the attack: %d, %v; want 302", status, err)
+				}
+				<-slowDone
 			}
 		})
 	}
