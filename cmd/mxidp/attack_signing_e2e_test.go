@@ -231,6 +231,47 @@ func TestRequestsWaitingForTheirNetworkHoldNoPlaceOfTheLoginName(t *testing.T) {
 	}
 }
 
+// Thirty parallel wrong guesses for alice, by her username and her e-mail
+// address in turn, after one guess made every counter a row the
+// one-statement admission serves: no more password checks than the
+// account's burst (five in all), the rest refused unchecked.
+func TestParallelGuessesOnWarmCountersGetNoMoreThanTheBurst(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := startOpenIDWith(t, backend, slowThrottle)
+			cfg := e.config(e.addClient("rp-guess"), oauth2.AuthStyleInHeader)
+			if status, err := signIn(e.ctx, cfg.AuthCodeURL(randomAlnum(16)), "alice", "guess-"+randomAlnum(8)); status != http.StatusUnauthorized || err != nil {
+				t.Fatalf("the first guess: %d, %v; want 401", status, err)
+			}
+			var mu sync.Mutex
+			statuses := map[int]int{}
+			var wg sync.WaitGroup
+			for i := range 30 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					login := []string{"alice", aliceEmail}[i%2]
+					status, err := signIn(e.ctx, cfg.AuthCodeURL(randomAlnum(16)), login, "guess-"+randomAlnum(8))
+					if err != nil {
+						t.Error(err)
+					}
+					mu.Lock()
+					statuses[status]++
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			if statuses[http.StatusUnauthorized] != 4 || statuses[http.StatusTooManyRequests] != 26 {
+				t.Errorf("30 parallel guesses after the first: answers %v; want 4 checked (401) and 26 refused (429)", statuses)
+			}
+			events := auditJSONOf(t, &cli{t: t, env: e.d.env}, "--user", "alice", "--event", "login")
+			if n := countDetail(events, "wrong password"); n != 5 {
+				t.Errorf("%d password checks for alice; want 5 (the account's burst)", n)
+			}
+		})
+	}
+}
+
 // grepLines returns the lines of log that contain s.
 func grepLines(log, s string) string {
 	var out []string
