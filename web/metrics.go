@@ -3,7 +3,10 @@ package web
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mxidp/mxidp/provider"
@@ -23,6 +26,26 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	passwordChecks *prometheus.CounterVec
+	// Every request counts in one route's series; finding a series in a
+	// vector hashes its labels and takes a lock, so each route keeps the
+	// series it has used. known holds the knownRoutes' by path.
+	known                    map[string]*routeSeries
+	rest, static, otherRoute *routeSeries
+}
+
+// routeSeries are one route's series: its duration histogram and its
+// request counter per status code, each made when first used (a route
+// that was never asked for shows no series).
+type routeSeries struct {
+	label    string
+	mu       sync.Mutex // held while adding a series
+	duration atomic.Pointer[prometheus.Observer]
+	codes    atomic.Pointer[[]codeSeries] // replaced, never changed
+}
+
+type codeSeries struct {
+	status   int
+	requests prometheus.Counter
 }
 
 // knownRoutes name the paths metrics are labelled with; anything else is
@@ -48,6 +71,21 @@ func routeLabel(path string) string {
 	}
 }
 
+// route is the series of path's route (routeLabel).
+func (m *metrics) route(path string) *routeSeries {
+	if r, ok := m.known[path]; ok {
+		return r
+	}
+	switch routeLabel(path) {
+	case "rest":
+		return m.rest
+	case StaticPath:
+		return m.static
+	default:
+		return m.otherRoute
+	}
+}
+
 // newMetrics registers the request metrics, Go and process metrics, the
 // length of the back-channel logout queue when pending is given, and the
 // count of database statements when statements is.
@@ -65,6 +103,11 @@ func newMetrics(pending func(context.Context) (int, error), statements func() ui
 			Name: "mxidp_password_checks_total", Help: "Password checks by door (login page, rest) and result (succeeded, failed, throttled, oversized, error).",
 		}, []string{"door", "result"}),
 	}
+	m.known = make(map[string]*routeSeries, len(knownRoutes))
+	for path := range knownRoutes {
+		m.known[path] = &routeSeries{label: path}
+	}
+	m.rest, m.static, m.otherRoute = &routeSeries{label: "rest"}, &routeSeries{label: StaticPath}, &routeSeries{label: "other"}
 	m.registry.MustRegister(m.requests, m.duration, m.passwordChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pending != nil || statements != nil {
@@ -116,9 +159,51 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *metrics) observe(path string, status int, d time.Duration) {
-	route := routeLabel(path)
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	r := m.route(path)
+	r.counter(m, status).Inc()
+	r.observer(m).Observe(d.Seconds())
+}
+
+// counter is the route's request counter for status.
+func (r *routeSeries) counter(m *metrics, status int) prometheus.Counter {
+	if codes := r.codes.Load(); codes != nil {
+		for _, c := range *codes {
+			if c.status == status {
+				return c.requests
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var codes []codeSeries
+	if p := r.codes.Load(); p != nil {
+		codes = *p
+		for _, c := range codes {
+			if c.status == status {
+				return c.requests
+			}
+		}
+	}
+	c := m.requests.WithLabelValues(r.label, strconv.Itoa(status))
+	// A new slice: readers may be going through the old one.
+	codes = append(slices.Clip(codes), codeSeries{status, c})
+	r.codes.Store(&codes)
+	return c
+}
+
+// observer is the route's duration histogram.
+func (r *routeSeries) observer(m *metrics) prometheus.Observer {
+	if o := r.duration.Load(); o != nil {
+		return *o
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o := r.duration.Load(); o != nil {
+		return *o
+	}
+	o := m.duration.WithLabelValues(r.label)
+	r.duration.Store(&o)
+	return o
 }
 
 func (m *metrics) handler() http.Handler {

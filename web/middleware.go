@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mxidp/mxidp/logging"
 	"github.com/mxidp/mxidp/provider/ma1sd"
 )
 
@@ -22,6 +23,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int
+	// idHeader is the value of the response's X-Request-Id, held here
+	// to save the request an allocation.
+	idHeader [1]string
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -50,15 +54,16 @@ const requestIDHeader = "X-Request-Id"
 
 // logRequests writes one log line per request: method, path (never the
 // query, which can hold codes and tokens), status, size, duration and
-// request ID. It also recovers from panics, so that none reaches a user: the
-// user gets a plain 500 and the log gets the stack.
+// request ID (logging.LogRequest, which formats it without slog's cost
+// when log is logging's). It also recovers from panics, so that none
+// reaches a user: the user gets a plain 500 and the log gets the stack.
 func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			id := newRequestID()
-			w.Header()[requestIDHeader] = []string{id}
-			rec := &statusRecorder{ResponseWriter: w}
+			rec := &statusRecorder{ResponseWriter: w, idHeader: [1]string{id}}
+			w.Header()[requestIDHeader] = rec.idHeader[:]
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -70,16 +75,10 @@ func logRequests(log *slog.Logger, m *metrics) func(http.Handler) http.Handler {
 						http.Error(rec, "internal error; the request ID is "+id, http.StatusInternalServerError)
 					}
 				}
-				m.observe(r.URL.Path, rec.status, time.Since(start))
-				// Attributes are built only when the line is written: the
-				// hot paths (discovery, keys) pay nothing at warn level.
-				if log.Enabled(r.Context(), slog.LevelInfo) {
-					log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-						slog.String("method", r.Method), slog.String("path", r.URL.Path),
-						slog.Int("status", rec.status), slog.Int("bytes", rec.bytes),
-						slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-						slog.String("request_id", id))
-				}
+				end := time.Now()
+				m.observe(r.URL.Path, rec.status, end.Sub(start))
+				logging.LogRequest(r.Context(), log, &logging.Request{Time: end, Method: r.Method, Path: r.URL.Path,
+					Status: rec.status, Bytes: rec.bytes, Duration: end.Sub(start), ID: id})
 			}()
 			next.ServeHTTP(rec, r)
 		})
@@ -154,6 +153,10 @@ func bodyLimit(path string) int64 {
 func limitBodies(pageOf func(*http.Request) page) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody) {
+				next.ServeHTTP(w, r) // nothing to cap: most GETs
+				return
+			}
 			limit := bodyLimit(r.URL.Path)
 			if r.ContentLength > limit {
 				tooLarge(w, r, limit, pageOf)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -52,7 +53,7 @@ var jwksMaxAge = []string{"public, max-age=300"}
 
 // NewHandler returns the complete HTTP handler.
 func NewHandler(d Deps) http.Handler {
-	r := chi.NewRouter()
+	r := newRoutes()
 	m := newMetrics(d.PendingLogouts, d.Statements)
 	if d.OpenID != nil && d.OpenID.Login != nil {
 		// The login page and the REST service share this Login.
@@ -66,14 +67,9 @@ func NewHandler(d Deps) http.Handler {
 			return page{locale: pickLocale(r.URL.Query().Get("ui_locales"), r), Static: d.OpenID.Issuer + StaticPath, Brand: d.OpenID.Branding}
 		}
 	}
-	r.Use(logRequests(d.Logger, m), securityHeaders, limitBodies(pageOf))
 	db := &health{db: d.DB, log: d.Logger}
 	if rest, ok := d.REST.(interface{ WhileDown(func() bool) }); ok {
 		rest.WhileDown(db.Down)
-	}
-	r.Use(db.gate(d.OpenID != nil, d.REST != nil, pageOf))
-	if d.REST != nil {
-		r.Use(restFirst(d.REST))
 	}
 
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +107,79 @@ func NewHandler(d Deps) http.Handler {
 	if d.OpenID != nil {
 		mountOpenID(r, *d.OpenID)
 	}
-	return r
+	// Every request passes, outermost first: the request log (and panic
+	// recovery), the security headers, the body caps, the database gate,
+	// the REST service's paths, then the routes.
+	var h http.Handler = r
+	if d.REST != nil {
+		h = restFirst(d.REST)(h)
+	}
+	h = db.gate(d.OpenID != nil, d.REST != nil, pageOf)(h)
+	h = limitBodies(pageOf)(h)
+	h = securityHeaders(h)
+	return logRequests(d.Logger, m)(h)
+}
+
+// routes is the router: chi, except that a GET of a path registered
+// exactly with Get (discovery, the key set, health, metrics: the requests
+// that come by the thousand) is answered from a map, without chi's
+// routing context and the copy of the request it makes. Patterns with
+// parameters, other methods, and paths chi routes on their escaped form
+// go to chi.
+type routes struct {
+	chi.Router
+	exact map[string]http.HandlerFunc
+}
+
+func newRoutes() *routes {
+	return &routes{Router: chi.NewRouter(), exact: map[string]http.HandlerFunc{}}
+}
+
+func (rt *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.RawPath == "" {
+		if h, ok := rt.exact[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+	}
+	rt.Router.ServeHTTP(w, r)
+}
+
+// Get registers h for GET on pattern with chi, and in the map when the
+// pattern is a plain path.
+func (rt *routes) Get(pattern string, h http.HandlerFunc) {
+	rt.Router.Get(pattern, h)
+	if !strings.ContainsAny(pattern, "{*") {
+		rt.exact[pattern] = h
+	}
+}
+
+// The registrations that may take GET on a pattern over from Get leave
+// it to chi.
+
+func (rt *routes) Handle(pattern string, h http.Handler) {
+	delete(rt.exact, pattern)
+	rt.Router.Handle(pattern, h)
+}
+
+func (rt *routes) HandleFunc(pattern string, h http.HandlerFunc) {
+	delete(rt.exact, pattern)
+	rt.Router.HandleFunc(pattern, h)
+}
+
+func (rt *routes) Method(method, pattern string, h http.Handler) {
+	delete(rt.exact, pattern)
+	rt.Router.Method(method, pattern, h)
+}
+
+func (rt *routes) MethodFunc(method, pattern string, h http.HandlerFunc) {
+	delete(rt.exact, pattern)
+	rt.Router.MethodFunc(method, pattern, h)
+}
+
+func (rt *routes) Mount(pattern string, h http.Handler) {
+	delete(rt.exact, pattern)
+	rt.Router.Mount(pattern, h)
 }
 
 // restFirst hands the REST service its paths before routing, so that

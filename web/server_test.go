@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/mxidp/mxidp/keys"
+	"github.com/mxidp/mxidp/logging"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/storage/storagetest"
 )
@@ -80,11 +84,13 @@ func TestJWKSIsCacheableJSONWithSecurityHeaders(t *testing.T) {
 	var set struct {
 		Keys []map[string]any `json:"keys"`
 	}
-	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) != 1 {
-		t.Fatalf("JWKS %q: %v", body, err)
+	if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) != len(keys.Algorithms) {
+		t.Fatalf("JWKS %q: %v; want one key per algorithm", body, err)
 	}
-	if _, hasPrivate := set.Keys[0]["d"]; hasPrivate {
-		t.Fatal("the JWKS publishes a private key")
+	for _, k := range set.Keys {
+		if _, hasPrivate := k["d"]; hasPrivate {
+			t.Fatalf("the JWKS publishes a private key: %v", k)
+		}
 	}
 	for h, want := range map[string]string{
 		"Content-Type":           "application/json",
@@ -140,5 +146,76 @@ func TestMetricsCountRequestsByKnownRoute(t *testing.T) {
 	}
 	if strings.Contains(body, "xxxxxxxx") {
 		t.Error("an unknown path became a label")
+	}
+}
+
+// The routes' map answers exactly what chi would: GETs of plain paths
+// registered with Get, unless another registration took the path over.
+func TestExactRoutesAnswerAsChiWould(t *testing.T) {
+	rt := newRoutes()
+	answer := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			_, viaChi := r.Context().Value(chi.RouteCtxKey).(*chi.Context)
+			fmt.Fprintf(w, "%s chi=%v", name, viaChi)
+		}
+	}
+	rt.Get("/a", answer("get a"))
+	rt.Post("/a", answer("post a"))
+	rt.Get("/b/{id}", answer("get b"))
+	rt.Get("/c", answer("get c"))
+	rt.HandleFunc("/c", answer("any c"))
+	rt.Get("/d", answer("get d"))
+	rt.MethodFunc(http.MethodGet, "/d", answer("method d"))
+	rt.Get("/e/", answer("get e/"))
+	for _, tc := range []struct{ method, target, want string }{
+		{"GET", "/a", "get a chi=false"},
+		{"POST", "/a", "post a chi=true"},
+		{"HEAD", "/a", ""}, // chi: 405
+		{"GET", "/b/1", "get b chi=true"},
+		{"GET", "/c", "any c chi=true"},
+		{"GET", "/d", "method d chi=true"},
+		{"GET", "/e/", "get e/ chi=false"},
+		{"GET", "/e", ""},   // chi: 404
+		{"GET", "/%61", ""}, // chi routes on the escaped form: 404
+		{"GET", "/a?x=1", "get a chi=false"},
+	} {
+		rec := httptest.NewRecorder()
+		rt.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.target, nil))
+		if got := rec.Body.String(); tc.want != "" && got != tc.want || tc.want == "" && rec.Code < 400 {
+			t.Errorf("%s %s = %d %q, want %q", tc.method, tc.target, rec.Code, got, tc.want)
+		}
+	}
+}
+
+// With mxidp's logger, the request line is logging's, with every field.
+func TestRequestLineThroughLogging(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		var out bytes.Buffer
+		log, w := logging.New(&out, format, slog.LevelInfo)
+		f := newFixture(t, true)
+		srv := httptest.NewServer(NewHandler(Deps{DB: f.store, Keys: f.ring, Logger: log}))
+		resp, body := get(t, srv.URL+JWKSPath+"?access_token=SECRET")
+		get(t, srv.URL+"/no/such/page")
+		srv.Close()
+		w.Close()
+		id := resp.Header.Get(requestIDHeader)
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("%s: %d lines: %q", format, len(lines), out.String())
+		}
+		var want []string
+		if format == "text" {
+			want = []string{" level=INFO msg=request method=GET path=/keys status=200 bytes=" + strconv.Itoa(len(body)) + " duration_ms=",
+				" request_id=" + id, "path=/no/such/page status=404"}
+		} else {
+			want = []string{`,"level":"INFO","msg":"request","method":"GET","path":"/keys","status":200,"bytes":` + strconv.Itoa(len(body)) + `,"duration_ms":`,
+				`,"request_id":"` + id + `"}`, `"path":"/no/such/page","status":404`}
+		}
+		if !strings.Contains(lines[0], want[0]) || !strings.HasSuffix(lines[0], want[1]) || !strings.Contains(lines[1], want[2]) {
+			t.Errorf("%s lines:\n%s\nwant %q", format, out.String(), want)
+		}
+		if strings.Contains(out.String(), "SECRET") {
+			t.Errorf("%s: the log shows a query string", format)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mxidp/mxidp/keys"
+	"github.com/mxidp/mxidp/logging"
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/spf13/cobra"
@@ -122,12 +123,23 @@ func args(rule cobra.PositionalArgs) cobra.PositionalArgs {
 func (a *app) config() (Config, error) { return LoadConfig(a.configPath, a.getenv) }
 
 func (a *app) logger(c Config) *slog.Logger {
-	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[c.Log.Level]
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: logLevel(c)}
 	if c.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(a.stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+// serveLogger is the server's log: the same lines as logger's, batched on
+// their way to standard error (warnings and errors at once), and the
+// request line formatted cheaply (package logging). Close the writer
+// when serving ends.
+func (a *app) serveLogger(c Config) (*slog.Logger, *logging.Writer) {
+	return logging.New(a.stderr, c.Log.Format, logLevel(c))
+}
+
+func logLevel(c Config) slog.Level {
+	return map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[c.Log.Level]
 }
 
 // openStore connects to the configured database and brings its schema up

@@ -47,7 +47,8 @@ func (a *app) serve(ctx context.Context, demo bool) error {
 	if err != nil {
 		return err
 	}
-	log := a.logger(c)
+	log, logOut := a.serveLogger(c)
+	defer logOut.Close()
 	slog.SetDefault(log) // zitadel/oidc logs through the default logger
 	svc, err := a.newService(ctx, c, log)
 	if err != nil {

@@ -139,12 +139,22 @@ func New(users storage.Users, login *provider.Login, serverName string, opts Opt
 // service, so a router can send it here before its own path cleaning.
 func Handles(path string) bool {
 	path = collapseSlashes(path)
-	for _, p := range append([]string{"/_matrix-internal/"}, Prefixes...) {
-		if strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/") || path == strings.TrimSuffix(p, "/") {
+	if atOrBelow(path, "/_matrix-internal") {
+		return true
+	}
+	for _, p := range Prefixes {
+		if atOrBelow(path, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// atOrBelow reports whether path is prefix or a path under it. It
+// allocates nothing: every request to mxidp asks.
+func atOrBelow(path, prefix string) bool {
+	rest, ok := strings.CutPrefix(path, prefix)
+	return ok && (rest == "" || rest[0] == '/')
 }
 
 // IsBulk reports whether path (with repeated slashes) is a bulk lookup,
@@ -152,7 +162,7 @@ func Handles(path string) bool {
 func IsBulk(path string) bool {
 	path = collapseSlashes(path)
 	for _, p := range Prefixes {
-		if path == p+"/identity/bulk" {
+		if rest, ok := strings.CutPrefix(path, p); ok && rest == "/identity/bulk" {
 			return true
 		}
 	}
