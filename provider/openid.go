@@ -597,10 +597,18 @@ func (o *OpenID) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, 
 // SetUserinfoFromRequest fills the ID token's claims: the profile and
 // e-mail claims go into the ID token itself, where Synapse reads them
 // (Synapse synapse/handlers/oidc.py), and "sid" names the browser session.
+// A user who may no longer log in gets no ID token, and so no token
+// answer: invalid_grant (RFC 6749 §5.2). The callback does not read the
+// user, and a platform disables its users without ending their sessions
+// (EndDepartedSessions ends them later), so a code may be issued for a
+// user disabled since the sign-in; it is refused here.
 func (o *OpenID) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	u, err := o.activeUser(ctx, req.GetSubject())
+	u, err := o.users().UserByID(ctx, req.GetSubject())
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled) {
+		return oidc.ErrInvalidGrant().WithDescription("the user may no longer log in")
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("user %s: %w", req.GetSubject(), err)
 	}
 	if err := o.setClaims(ctx, info, u, scopes); err != nil {
 		return err

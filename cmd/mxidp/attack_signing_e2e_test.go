@@ -8,8 +8,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/mxidp/mxidp/provider/password"
@@ -267,6 +270,180 @@ func TestParallelGuessesOnWarmCountersGetNoMoreThanTheBurst(t *testing.T) {
 			events := auditJSONOf(t, &cli{t: t, env: e.d.env}, "--user", "alice", "--event", "login")
 			if n := countDetail(events, "wrong password"); n != 5 {
 				t.Errorf("%d password checks for alice; want 5 (the account's burst)", n)
+			}
+		})
+	}
+}
+
+// completeLogin starts an authorization in b and signs in as alice, and
+// returns the callback the browser is sent to, not yet fetched.
+func completeLogin(t *testing.T, b *browser, cfg *oauth2.Config, pw string) string {
+	t.Helper()
+	link, id := startLogin(t, b, cfg)
+	form, ok := parseLoginForm(b.get(link))
+	if !ok {
+		t.Fatal("no sign-in form")
+	}
+	p := b.submitLogin(form, "alice", pw)
+	if !strings.Contains(p.location, "/authorize/callback?id="+url.QueryEscape(id)) {
+		t.Fatalf("sign-in answered %d %q; want the callback", p.status, p.location)
+	}
+	return p.location
+}
+
+// formFields returns the action and the fields of the first form of p.
+func formFields(p page) (string, url.Values) {
+	m := formActionRE.FindStringSubmatch(p.body)
+	if m == nil {
+		return "", nil
+	}
+	action, _ := p.url.Parse(html.UnescapeString(m[1]))
+	fields := url.Values{}
+	for _, in := range inputRE.FindAllString(p.body, -1) {
+		attrs := map[string]string{}
+		for _, a := range attrRE.FindAllStringSubmatch(in, -1) {
+			attrs[a[1]] = html.UnescapeString(a[2])
+		}
+		if name, ok := attrs["name"]; ok {
+			fields.Set(name, attrs["value"])
+		}
+	}
+	return action.String(), fields
+}
+
+// The callback reads the authorization request joined with the session
+// that completed it, and no longer reads the user. Between the sign-in
+// and the callback, the session that completed the request is ended by a
+// logout, replaced by a new sign-in in the same browser, or expires; or the
+// callback comes with the binding cookie but another live session of the
+// same user; or the operator disables the user. None of these gets a
+// code.
+func TestCallbackWantsTheLiveSessionThatCompletedTheRequest(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			e := startOpenIDWith(t, backend, "")
+			c := e.addClient("rp-cb")
+			cfg := e.config(c, oauth2.AuthStyleInHeader)
+			refused := func(what string, b *browser, callback string) {
+				t.Helper()
+				p := b.get(callback)
+				if gotCode(b, p, c.redirectURI) || p.status != http.StatusForbidden {
+					t.Errorf("%s: the callback answered %d %q; want 403 and no code", what, p.status, p.location)
+				}
+			}
+
+			// Logged out between the sign-in and the callback.
+			b := newBrowser(t)
+			callback := completeLogin(t, b, cfg, alicePassword)
+			confirm := b.get(e.meta.EndSession)
+			action, fields := formFields(confirm)
+			if action == "" || fields.Get("csrf") == "" {
+				t.Fatalf("end_session without a hint: %d, no confirmation form\n%.500s", confirm.status, confirm.body)
+			}
+			req, _ := http.NewRequest(http.MethodPost, action, strings.NewReader(fields.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if p := b.do(req); p.status != http.StatusFound {
+				t.Fatalf("logout confirmation: %d %q", p.status, p.location)
+			}
+			refused("after the session was logged out", b, callback)
+
+			// Replaced by a new sign-in in the same browser (prompt=login).
+			b = newBrowser(t)
+			callback = completeLogin(t, b, cfg, alicePassword)
+			e.authorize(b, cfg, oauth2.SetAuthURLParam("prompt", "login"))
+			refused("after the session was replaced by a new sign-in", b, callback)
+
+			// Another live session of alice, with this request's binding.
+			b = newBrowser(t)
+			callback = completeLogin(t, b, cfg, alicePassword)
+			other := newBrowser(t)
+			e.authorize(other, cfg)
+			u, _ := url.Parse(e.issuer)
+			other.c.Jar.SetCookies(u, []*http.Cookie{{Name: "mxidp_browser", Value: cookieOf(b, e.issuer, "mxidp_browser"), Path: "/"}})
+			refused("with another session of the same user", other, callback)
+
+			// Expired: its end moved into the past (sessions.lifetime is a
+			// minute at least).
+			b = newBrowser(t)
+			callback = completeLogin(t, b, cfg, alicePassword)
+			if _, err := (&cli{t: t, env: e.d.env}).store().DB().Exec(`UPDATE sessions SET expires_at = 1`); err != nil {
+				t.Fatal(err)
+			}
+			refused("after the session expired", b, callback)
+
+			// The operator disables alice (which ends her sessions).
+			b = newBrowser(t)
+			callback = completeLogin(t, b, cfg, alicePassword)
+			e.d.cli("user", "disable", "alice")
+			refused("after the user was disabled", b, callback)
+		})
+	}
+}
+
+// A platform disables its user without telling mxidp (the sessions end
+// at the next users.platform.check_interval): between the sign-in and the
+// callback, the callback, which no longer reads the user, may hand the
+// browser a code. The code exchange must then be refused with a token
+// error (invalid_grant, not a server error naming the user), and no token
+// of any kind; what was issued before stops working.
+func TestCodeOfAUserThePlatformDisabledAfterSignInYieldsNoToken(t *testing.T) {
+	for _, backend := range storagetest.Backends {
+		t.Run(backend, func(t *testing.T) {
+			platformURL, db := storagetest.DjangoPlatform(t, backend)
+			h, err := password.Hash(alicePassword, password.Params{Time: 1, MemoryKiB: 64, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storagetest.AddDjangoUsers(t, db, storagetest.DjangoUser{ID: 1, Username: "alice", Password: "argon2" + h,
+				Email: aliceEmail, EmailVerified: true, Active: true})
+			d := newDeployment(t, backend)
+			d.env["MXIDP_CONFIG"] = writeConfig(t, "passwords:\n  argon2id: {time: 1, memory_kib: 64, threads: 1}\nkeys:\n  refresh_interval: 100ms\n"+
+				platformUsersYAML(platformURL, storagetest.DjangoQueries(backend), "1h"))
+			e := connectOpenID(t, d)
+			c := e.addClient("rp-platform")
+			cfg := e.config(c, oauth2.AuthStyleInHeader, "openid", "profile", "email", "offline_access")
+			b := newBrowser(t)
+			l := e.exchange(cfg, e.authorize(b, cfg)) // alice can log in
+			r := authResult{state: randomAlnum(20), nonce: randomAlnum(20), verifier: oauth2.GenerateVerifier()}
+			link := cfg.AuthCodeURL(r.state, oidc.Nonce(r.nonce), oauth2.S256ChallengeOption(r.verifier), oauth2.SetAuthURLParam("prompt", "login"))
+			p := b.get(link)
+			for p.status >= 300 && p.status < 400 && !strings.Contains(p.location, "/authorize/callback") {
+				if form, ok := parseLoginForm(p); ok {
+					p = b.submitLogin(form, "alice", alicePassword)
+					continue
+				}
+				p = b.get(p.location)
+			}
+			if form, ok := parseLoginForm(p); ok {
+				p = b.submitLogin(form, "alice", alicePassword)
+			}
+			if !strings.Contains(p.location, "/authorize/callback") {
+				t.Fatalf("sign-in answered %d %q; want the callback", p.status, p.location)
+			}
+			callback := p.location
+			if _, err := db.Exec(`UPDATE auth_user SET is_active = FALSE WHERE id = 1`); err != nil {
+				t.Fatal(err)
+			}
+			p = b.until(b.get(callback), c.redirectURI)
+			cb, _ := url.Parse(p.location)
+			if code := cb.Query().Get("code"); code != "" {
+				status, _, body := e.postForm(e.meta.Token, url.Values{"grant_type": {"authorization_code"}, "code": {code},
+					"redirect_uri": {c.redirectURI}, "code_verifier": {r.verifier}}, c.id, c.secret)
+				var answer map[string]any
+				json.Unmarshal(body, &answer)
+				if status != http.StatusBadRequest || answer["error"] != "invalid_grant" || answer["access_token"] != nil || answer["id_token"] != nil || answer["refresh_token"] != nil {
+					t.Errorf("code exchange for a user the platform disabled: %d %s; want 400 invalid_grant and no token", status, body)
+				}
+			} else if p.status != http.StatusForbidden {
+				t.Errorf("callback for a user the platform disabled: %d %q; want a code (then refused) or 403", p.status, p.location)
+			}
+			// Nor does anything issued before still work.
+			e.wantUserinfoRefused("an access token of the disabled user", l.token.AccessToken)
+			if _, err := cfg.TokenSource(e.ctx, &oauth2.Token{RefreshToken: l.token.RefreshToken}).Token(); err == nil {
+				t.Error("the disabled user's refresh token still works")
+			}
+			if strings.Contains(e.s.stderr.String(), "level=ERROR") {
+				t.Errorf("the refusal was logged as an error:\n%s", grepLines(e.s.stderr.String(), "level=ERROR"))
 			}
 		})
 	}
