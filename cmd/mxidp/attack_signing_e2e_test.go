@@ -8,7 +8,12 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"html"
@@ -23,6 +28,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/mxidp/mxidp/provider/password"
@@ -447,6 +453,270 @@ func TestCodeOfAUserThePlatformDisabledAfterSignInYieldsNoToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenPost posts a token request with the client's Basic credentials and
+// returns the decoded answer; safe in a goroutine.
+func tokenPost(ctx context.Context, endpoint string, c rpClient, form url.Values) (int, map[string]any, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var answer map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&answer)
+	for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+		if v, ok := answer[k].(string); ok {
+			noteSecret(v)
+		}
+	}
+	return resp.StatusCode, answer, err
+}
+
+// checkSignedFor verifies that token is a JWS in alg whose kid names a
+// published key of alg, that the key verifies it, and that its aud is
+// clientID.
+func checkSignedFor(set jose.JSONWebKeySet, token, alg, clientID string) error {
+	jws, err := jose.ParseSignedCompact(token, signingAlgs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return fmt.Errorf("not a JWS of one signature: %v", err)
+	}
+	h := jws.Signatures[0].Protected
+	keys := set.Key(h.KeyID)
+	if h.Algorithm != alg || len(keys) != 1 || keys[0].Algorithm != alg {
+		return fmt.Errorf("header alg %q kid %q (published as %v); want %s with a published %s key", h.Algorithm, h.KeyID, keys, alg, alg)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		return fmt.Errorf("%s token does not verify with its kid: %v", alg, err)
+	}
+	var claims struct {
+		Aud any `json:"aud"`
+	}
+	json.Unmarshal(payload, &claims)
+	if aud := fmt.Sprint(claims.Aud); aud != clientID && aud != "["+clientID+"]" {
+		return fmt.Errorf("aud %v; want %s", claims.Aud, clientID)
+	}
+	return nil
+}
+
+// The algorithm a token is signed with is noted per request, by the
+// client lookup of the token endpoint. Clients of each algorithm redeem
+// codes and refresh tokens at once, interleaved in one process: every ID
+// token is in its own client's algorithm, with a kid published for that
+// algorithm alone (no kid of one algorithm names a key of another) and
+// verified by that key, for that client.
+func TestInterleavedTokenRequestsOfClientsInEachAlgorithmAreSignedInTheirOwn(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		set, raw := e.jwks()
+		kids := map[string]string{}
+		for i, k := range set.Keys {
+			if prev, dup := kids[k.KeyID]; dup {
+				t.Errorf("kid %s is published for %s and %s", k.KeyID, prev, k.Algorithm)
+			}
+			kids[k.KeyID] = k.Algorithm
+			if raw[i]["alg"] != k.Algorithm || raw[i]["use"] != "sig" {
+				t.Errorf("published key %s: alg %v use %v", k.KeyID, raw[i]["alg"], raw[i]["use"])
+			}
+		}
+		type chain struct {
+			alg     string
+			client  rpClient
+			refresh string
+			code    authResult
+		}
+		var chains []*chain
+		b := newBrowser(t)
+		for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+			c := e.addClient("rp-mix-"+strings.ToLower(alg), "--id-token-alg", alg)
+			cfg := e.config(c, oauth2.AuthStyleInHeader, "openid", "profile", "offline_access")
+			for range 4 {
+				l := e.exchange(cfg, e.authorize(b, cfg))
+				chains = append(chains, &chain{alg: alg, client: c, refresh: l.token.RefreshToken, code: e.authorize(b, cfg)})
+			}
+		}
+		var mu sync.Mutex
+		var problems []string
+		report := func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+		var wg sync.WaitGroup
+		for _, ch := range chains {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, answer, err := tokenPost(e.ctx, e.meta.Token, ch.client, url.Values{"grant_type": {"authorization_code"},
+					"code": {ch.code.code}, "redirect_uri": {ch.client.redirectURI}, "code_verifier": {ch.code.verifier}})
+				idToken, _ := answer["id_token"].(string)
+				if err != nil || status != http.StatusOK {
+					report("%s code exchange: %d %v %v", ch.alg, status, answer, err)
+				} else if err := checkSignedFor(set, idToken, ch.alg, ch.client.id); err != nil {
+					report("%s client's ID token from a code: %v", ch.alg, err)
+				}
+				for i := range 8 {
+					status, answer, err := tokenPost(e.ctx, e.meta.Token, ch.client, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ch.refresh}})
+					idToken, _ := answer["id_token"].(string)
+					if err != nil || status != http.StatusOK || idToken == "" {
+						report("%s refresh %d: %d %v %v", ch.alg, i, status, answer, err)
+						return
+					}
+					if err := checkSignedFor(set, idToken, ch.alg, ch.client.id); err != nil {
+						report("%s client's refreshed ID token %d: %v", ch.alg, i, err)
+					}
+					ch.refresh, _ = answer["refresh_token"].(string)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, p := range problems {
+			t.Error(p)
+		}
+	})
+}
+
+// reheader returns token with its protected header replaced by h (its
+// payload and signature kept) or, with key set, re-signed with HS256 under
+// that key, the way an attacker turns a public key into a MAC secret.
+func reheader(t *testing.T, token string, h map[string]any, key []byte) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	hb, _ := json.Marshal(h)
+	head := base64.RawURLEncoding.EncodeToString(hb)
+	if key == nil {
+		return head + "." + parts[1] + "." + parts[2]
+	}
+	if h["alg"] == "none" {
+		return head + "." + parts[1] + "."
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(head + "." + parts[1]))
+	return head + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// id_token_hint at end_session is verified in any of the ring's
+// algorithms, and a valid hint naming this browser's session logs out at
+// once. Hints made from a real ID token of the session (its sub and sid)
+// but unsigned, keyed as HS256 with a published public key, relabelled
+// with another algorithm or another algorithm's kid, or a signed userinfo
+// answer in place of an ID token, all get the confirmation page and end
+// nothing; the real hint, in each algorithm, logs out at once.
+func TestForgedAndRelabelledIDTokenHintsAskBeforeLoggingOut(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		after := "http://127.0.0.1:9/after-logout"
+		type rp struct {
+			client rpClient
+			cfg    *oauth2.Config
+		}
+		rps := map[string]rp{}
+		for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+			c := e.addClient("rp-hint-"+strings.ToLower(alg), "--id-token-alg", alg, "--userinfo-alg", alg, "--post-logout-redirect-uri", after)
+			rps[alg] = rp{c, e.config(c, oauth2.AuthStyleInHeader)}
+		}
+		set, raw := e.jwks()
+		kidOf := map[string]string{}
+		jwkOf := map[string][]byte{}
+		for i, k := range set.Keys {
+			kidOf[k.Algorithm] = k.KeyID
+			jwkOf[k.Algorithm], _ = json.Marshal(raw[i])
+		}
+		rsaPEM := func() []byte {
+			for _, k := range set.Keys {
+				if k.Algorithm == "RS256" {
+					der, err := x509.MarshalPKIXPublicKey(k.Key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+				}
+			}
+			t.Fatal("no RS256 key published")
+			return nil
+		}()
+
+		for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+			b := newBrowser(t)
+			logins := map[string]login{}
+			for _, a := range []string{"RS256", "ES256", "EdDSA"} {
+				logins[a] = e.exchange(rps[a].cfg, e.authorize(b, rps[a].cfg))
+			}
+			real := logins[alg].rawID
+			_, _, userinfoJWT := e.userinfo(logins[alg].token.AccessToken)
+			h := jwsHeader(t, real)
+			forged := map[string]string{
+				"unsigned (alg none)":                     reheader(t, real, map[string]any{"alg": "none", "typ": "JWT"}, []byte{}),
+				"HS256 keyed with the RSA key's PEM":      reheader(t, real, map[string]any{"alg": "HS256", "kid": kidOf["RS256"]}, rsaPEM),
+				"HS256 keyed with the RSA JWK":            reheader(t, real, map[string]any{"alg": "HS256", "kid": kidOf["RS256"]}, jwkOf["RS256"]),
+				"HS256 keyed with the EC JWK":             reheader(t, real, map[string]any{"alg": "HS256", "kid": kidOf["ES256"]}, jwkOf["ES256"]),
+				"HS256 keyed with the Ed25519 JWK":        reheader(t, real, map[string]any{"alg": "HS256", "kid": kidOf["EdDSA"]}, jwkOf["EdDSA"]),
+				"alg spelled in lower case":               reheader(t, real, map[string]any{"alg": strings.ToLower(alg), "kid": h.KeyID}, nil),
+				"signed userinfo in place of an ID token": string(userinfoJWT),
+			}
+			for _, other := range []string{"RS256", "ES256", "EdDSA"} {
+				if other != alg {
+					forged["relabelled "+other] = reheader(t, real, map[string]any{"alg": other, "kid": h.KeyID}, nil)
+					forged["with the kid of the "+other+" key"] = reheader(t, real, map[string]any{"alg": alg, "kid": kidOf[other]}, nil)
+					forged["relabelled "+other+" with its kid"] = reheader(t, real, map[string]any{"alg": other, "kid": kidOf[other]}, nil)
+				}
+			}
+			for what, hint := range forged {
+				p := b.get(e.meta.EndSession + "?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {after}}.Encode())
+				if action, fields := formFields(p); p.status != http.StatusOK || !strings.HasSuffix(action, "/logout") || fields.Get("csrf") == "" {
+					t.Errorf("%s client, hint %s: %d %q; want the confirmation page", alg, what, p.status, p.location)
+				}
+			}
+			// The session lives on: single sign-on still answers at once.
+			if again := e.authorize(b, rps[alg].cfg); len(again.forms) != 0 {
+				t.Errorf("%s: after the forged hints the session was gone (login forms %v)", alg, again.forms)
+			}
+			p := b.get(e.meta.EndSession + "?" + url.Values{"id_token_hint": {real}, "post_logout_redirect_uri": {after}}.Encode())
+			if p.status != http.StatusFound || p.location != after {
+				t.Errorf("%s client, the real hint: %d %q; want 302 to %s", alg, p.status, p.location, after)
+			}
+		}
+	})
+}
+
+// A client registered for signed userinfo gets a JWT of the claims its
+// token's scopes allow and no more (an openid-only token: sub, iss and
+// aud), which go-oidc refuses as an ID token (it has no exp), and which
+// no other client takes for its own (its aud).
+func TestSignedUserinfoHoldsOnlyItsScopesAndPassesForNoIDToken(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *openIDEnv) {
+		c := e.addClient("rp-ui", "--id-token-alg", "ES256", "--userinfo-alg", "ES256")
+		other := e.addClient("rp-other", "--id-token-alg", "ES256")
+		cfg := e.config(c, oauth2.AuthStyleInHeader, "openid")
+		b := newBrowser(t)
+		l := e.exchange(cfg, e.authorize(b, cfg))
+		status, h, body := e.userinfo(l.token.AccessToken)
+		if status != http.StatusOK || h.Get("Content-Type") != "application/jwt" {
+			t.Fatalf("signed userinfo: %d %q %.200s", status, h.Get("Content-Type"), body)
+		}
+		set, _ := e.jwks()
+		if err := checkSignedFor(set, string(body), "ES256", c.id); err != nil {
+			t.Fatal(err)
+		}
+		jws, _ := jose.ParseSignedCompact(string(body), signingAlgs)
+		var claims map[string]any
+		json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims)
+		var names []string
+		for k := range claims {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		if want := []string{"aud", "iss", "sub"}; !slices.Equal(names, want) {
+			t.Errorf("signed userinfo of an openid-only token has claims %v; want %v", names, want)
+		}
+		for _, id := range []string{c.id, other.id} {
+			if _, err := e.provider.Verifier(&oidc.Config{ClientID: id}).Verify(e.ctx, string(body)); err == nil {
+				t.Errorf("go-oidc takes the signed userinfo for an ID token of %s", id)
+			}
+		}
+	})
 }
 
 // grepLines returns the lines of log that contain s.
