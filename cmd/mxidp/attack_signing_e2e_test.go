@@ -719,6 +719,66 @@ func TestSignedUserinfoHoldsOnlyItsScopesAndPassesForNoIDToken(t *testing.T) {
 	})
 }
 
+// The request log formats its line itself when every value is plain
+// (letters, digits, URL punctuation) and leaves anything else to slog.
+// Paths and methods that would break a line or fake another (a newline, a
+// quote, "level=ERROR", JSON's quote and brace), sent as raw bytes or
+// percent-encoded, come out inside one quoted value of one line, in text
+// and in JSON, and the forged line appears nowhere.
+func TestRequestLogLinesCannotBeForgedThroughThePathOrTheMethod(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			d := newDeployment(t, "sqlite")
+			d.env["MXIDP_CONFIG"] = writeConfig(t, "passwords:\n  argon2id: {time: 1, memory_kib: 64, threads: 1}\nlog:\n  level: info\n  format: "+format+"\n")
+			s := d.start()
+			forged := `level=ERROR msg=forged`
+			jsonForged := `{"level":"ERROR","msg":"forged"}`
+			paths := []string{
+				"/x%0Atime=2026-01-01T00:00:00.000Z%20" + url.PathEscape(forged),
+				"/x%0D%0A" + url.PathEscape(jsonForged),
+				"/x%22%20" + url.PathEscape(forged),
+				"/x%22,%22level%22:%22ERROR%22,%22msg%22:%22forged",
+				"/keys%0A" + url.PathEscape(forged),
+			}
+			for _, p := range paths {
+				resp, err := http.Get(s.url + p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			req, _ := http.NewRequest("GET|x", s.url+"/keys", nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(50 * time.Millisecond) // the request lines leave in batches, every 5 ms
+			var lines []string
+			for _, l := range strings.Split(s.stderr.String(), "\n") {
+				if strings.Contains(l, "forged") || strings.Contains(l, "GET|x") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) != len(paths)+1 {
+				t.Errorf("%d log lines name the requests; want one each (%d):\n%s", len(lines), len(paths)+1, strings.Join(lines, "\n"))
+			}
+			for _, l := range lines {
+				if format == "json" {
+					var rec map[string]any
+					if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["level"] != "INFO" || rec["msg"] != "request" {
+						t.Errorf("not one JSON request record: %s (%v)", l, err)
+					}
+					continue
+				}
+				f := strings.SplitN(l, " ", 4)
+				if len(f) < 4 || !strings.HasPrefix(f[0], "time=") || f[1] != "level=INFO" || f[2] != "msg=request" ||
+					(strings.Contains(l, "forged") && !strings.Contains(l, ` path="`)) {
+					t.Errorf("not one request line with the path quoted: %s", l)
+				}
+			}
+		})
+	}
+}
+
 // grepLines returns the lines of log that contain s.
 func grepLines(log, s string) string {
 	var out []string
