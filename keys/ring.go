@@ -216,18 +216,26 @@ func (r *Ring) Load(ctx context.Context) error {
 		if err := CheckAlgorithm(row.Algorithm); err != nil {
 			return fmt.Errorf("signing key %s: %w (was it made by a newer mxidp?)", row.ID, err)
 		}
-		if r.sealer == nil {
-			continue
-		}
-		r.mu.Lock()
-		priv, ok := r.private[row.ID]
-		r.mu.Unlock()
-		if !ok {
-			if priv, err = r.unseal(row); err != nil {
-				return err
+		if r.sealer != nil {
+			r.mu.Lock()
+			priv, ok := r.private[row.ID]
+			r.mu.Unlock()
+			if !ok {
+				if priv, err = r.unseal(row); err != nil {
+					return err
+				}
 			}
+			if own, ok := priv.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !own.Equal(pub.Key) {
+				return fmt.Errorf("signing key %s: the published key is not the public half of the sealed one", row.ID)
+			}
+			private[row.ID] = priv
 		}
-		private[row.ID] = priv
+		// The public half is published as stored, unsealed: besides being
+		// the private half's, it must name the row's kid and algorithm.
+		if pub.KeyID != row.ID || pub.Algorithm != row.Algorithm || !pub.IsPublic() {
+			return fmt.Errorf("signing key %s (%s): its public key is published as kid %q, alg %q", row.ID, row.Algorithm,
+				strings.ToValidUTF8(pub.KeyID, ""), clipAlg(pub.Algorithm))
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
