@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,5 +218,52 @@ func TestRequestLineThroughLogging(t *testing.T) {
 		if strings.Contains(out.String(), "SECRET") {
 			t.Errorf("%s: the log shows a query string", format)
 		}
+	}
+}
+
+// Each route keeps the series it has used; goroutines that meet a new
+// status at once still count in one series each.
+func TestMetricsSeriesCountEveryObservation(t *testing.T) {
+	m := newMetrics(nil, nil)
+	statuses := []int{200, 404, 302, 500, 0, 200}
+	const goroutines, each = 8, 500
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				m.observe([]string{JWKSPath, "/nowhere", StaticPath + "/mxidp.css"}[(g+i)%3], statuses[i%len(statuses)], time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	families, err := m.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]float64{}
+	var observed uint64
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch f.GetName() {
+			case "mxidp_http_requests_total":
+				counts[labels["route"]+" "+labels["code"]] += s.GetCounter().GetValue()
+			case "mxidp_http_request_duration_seconds":
+				observed += s.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	var total float64
+	for _, n := range counts {
+		total += n
+	}
+	if total != goroutines*each || observed != goroutines*each || len(counts) != 3*5 {
+		t.Errorf("%v requests in %d series (%v), %d durations; want %d in 15", total, len(counts), counts, observed, goroutines*each)
+	}
+	if counts["/keys 200"] == 0 || counts["other 0"] == 0 || counts["/static 500"] == 0 {
+		t.Errorf("series %v", counts)
 	}
 }
