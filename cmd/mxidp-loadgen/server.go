@@ -87,7 +87,8 @@ const matrixDomain = "example.org"
 
 // yaml is the configuration file's text.
 func (c serverConfig) yaml() string {
-	y := "log: {level: " + c.level + "}\nthrottle: {authorize_burst: 0}\nmatrix: {server_name: " + matrixDomain + "}\n" + c.passwords
+	// The statement count is on /metrics only when asked for.
+	y := "log: {level: " + c.level + "}\nthrottle: {authorize_burst: 0}\nmetrics: {database_statements: true}\nmatrix: {server_name: " + matrixDomain + "}\n" + c.passwords
 	if c.rest {
 		y += "rest: {enabled: true, allowed_networks: [\"127.0.0.0/8\"]}\n"
 	}

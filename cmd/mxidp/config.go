@@ -43,8 +43,18 @@ type Config struct {
 	// TrustedProxies are the reverse proxies, as CIDRs, whose
 	// X-Forwarded-For and Forwarded headers name the client: for the
 	// throttle, the audit log, the authorize limit and the REST allow-list.
-	TrustedProxies []string  `yaml:"trusted_proxies"`
-	Log            LogConfig `yaml:"log"`
+	TrustedProxies []string      `yaml:"trusted_proxies"`
+	Log            LogConfig     `yaml:"log"`
+	Metrics        MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig chooses what /metrics shows beyond the defaults.
+type MetricsConfig struct {
+	// DatabaseStatements adds mxidp_db_statements_total, the statements
+	// sent to mxidp's database. Off by default: /metrics needs no login,
+	// and the count around one sign-in tells whether its login name is an
+	// account's. The load generator (make bench) turns it on.
+	DatabaseStatements bool `yaml:"database_statements"`
 }
 
 // ThrottleConfig limits password checks (provider.ThrottlePolicy).

@@ -195,7 +195,7 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
 		ServerName: c.Matrix.ServerName, Registration: registration,
 		SSOClientAllowlist: c.Matrix.SSOClientAllowlist,
-	}, REST: rest, PendingLogouts: store.PendingDeliveries, Statements: store.Statements})
+	}, REST: rest, PendingLogouts: store.PendingDeliveries, Statements: statementCounter(c, store)})
 	return svc, nil
 }
 
@@ -432,4 +432,13 @@ func (a *app) migrateCommand() *cobra.Command {
 func settle() {
 	runtime.GC()
 	debug.FreeOSMemory()
+}
+
+// statementCounter is what /metrics counts database statements with: only
+// when metrics.database_statements asks for it.
+func statementCounter(c Config, store *storage.Store) func() uint64 {
+	if !c.Metrics.DatabaseStatements {
+		return nil
+	}
+	return store.Statements
 }

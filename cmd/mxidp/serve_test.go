@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -356,5 +357,29 @@ func TestServeFailsClearlyWhenTheDatabaseIsUnreachable(t *testing.T) {
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "database: connect to postgres://mxidp:xxxxx@127.0.0.1:1/") {
 		t.Errorf("exit %d, output %q; want 1 and the redacted database URL", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// TestStatementCountIsOffUnlessConfigured: /metrics needs no login, and
+// the statement count around one sign-in would tell whether its login name
+// is an account's, so mxidp_db_statements_total appears only when
+// metrics.database_statements asks for it (as the load generator does).
+func TestStatementCountIsOffUnlessConfigured(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("database_statements=%v", on), func(t *testing.T) {
+			env := testEnv(t, "sqlite", fmt.Sprintf("metrics: {database_statements: %v}\n", on))
+			env["MXIDP_ISSUER"], env["MXIDP_LISTEN"] = "http://127.0.0.1:8080", "127.0.0.1:0"
+			s := (&deployment{t: t, env: env}).start()
+			status, body := s.get("/metrics")
+			if status != http.StatusOK {
+				t.Fatalf("/metrics = %d", status)
+			}
+			if got := strings.Contains(string(body), "\nmxidp_db_statements_total "); got != on {
+				t.Errorf("mxidp_db_statements_total shown: %v, want %v", got, on)
+			}
+			if !strings.Contains(string(body), "mxidp_http_requests_total") {
+				t.Error("/metrics lost its request counts")
+			}
+		})
 	}
 }
