@@ -98,6 +98,25 @@ func abba(n int) []int {
 	return order
 }
 
+// workspace makes a work directory and a fresh database of b in it; done
+// drops the database and removes the directory (kept with -keep).
+func workspace(ctx context.Context, o options, b *backend) (dir, dbURL string, done func(), err error) {
+	dir, err = os.MkdirTemp("", "mxidp-loadgen-")
+	if err != nil {
+		return "", "", nil, err
+	}
+	removeDir := func() { os.RemoveAll(dir) }
+	if o.keep {
+		removeDir = func() { fmt.Printf("  (work directory kept: %s)\n", dir) }
+	}
+	dbURL, drop, err := b.create(ctx, dir)
+	if err != nil {
+		removeDir()
+		return "", "", nil, err
+	}
+	return dir, dbURL, func() { drop(); removeDir() }, nil
+}
+
 // measureBackend runs every measurement on a fresh database of b. It
 // returns what it measured even when it stops early.
 func measureBackend(ctx context.Context, o options, b *backend) (res *backendResult, err error) {
@@ -105,20 +124,11 @@ func measureBackend(ctx context.Context, o options, b *backend) (res *backendRes
 	if b.cluster != nil {
 		res.dbCPU = b.cluster.describe()
 	}
-	dir, err := os.MkdirTemp("", "mxidp-loadgen-")
+	dir, dbURL, done, err := workspace(ctx, o, b)
 	if err != nil {
 		return nil, err
 	}
-	if o.keep {
-		defer fmt.Printf("  (work directory kept: %s)\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	dbURL, drop, err := b.create(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	defer drop()
+	defer done()
 	fmt.Printf("\n== %s: %s\n", b.name, redact(dbURL))
 	if res.dbCPU != "" {
 		fmt.Printf("  database CPU: %s\n", res.dbCPU)
@@ -395,20 +405,11 @@ func perHash(ctx context.Context, c cost) time.Duration {
 // user, it counts the statements of one flow step by step, per client,
 // and nothing else.
 func countBackend(ctx context.Context, o options, b *backend) (stepsByClient []clientRun, logProblems []string, err error) {
-	dir, err := os.MkdirTemp("", "mxidp-loadgen-")
+	dir, dbURL, done, err := workspace(ctx, o, b)
 	if err != nil {
 		return nil, nil, err
 	}
-	if o.keep {
-		defer fmt.Printf("  (work directory kept: %s)\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	dbURL, drop, err := b.create(ctx, dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer drop()
+	defer done()
 	in := &instance{bin: o.mxidp, dir: dir, database: dbURL}
 	if err := in.configure(serverConfig{name: "cheap", level: "warn", passwords: cheapCost}); err != nil {
 		return nil, nil, err
