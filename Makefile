@@ -27,7 +27,7 @@ test:
 	.ci/fuzz 2
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres .ci/with-mariadb .ci/gotest
 
-## bench: every figure of issue 14's table in one run, on SQLite and
+## bench: every figure of the README's Performance table in one run, on SQLite and
 ## PostgreSQL, against a started mxidp (cmd/mxidp-loadgen; about 3 minutes):
 ## server CPU per login flow beyond the hash with an ES256 and an RS256
 ## client beside one RS256 signature, flows/s and check_credentials/s at the

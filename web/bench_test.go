@@ -15,7 +15,7 @@ import (
 // mxidp serve writes it (package logging, text, to a discarding output);
 // BenchmarkJWKSRequestLogSlog with it on through slog's own text handler,
 // what the line cost before. BenchmarkPlainHandler serves the same bytes
-// from a bare net/http handler, the baseline of issue 14's target
+// from a bare net/http handler, the baseline of the README's Performance target
 // (discovery and JWKS at ≥ 0.8× a plain handler, with the log on).
 func BenchmarkJWKS(b *testing.B) {
 	f := newFixture(b, true)

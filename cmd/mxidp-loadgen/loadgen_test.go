@@ -213,7 +213,7 @@ func TestServerConfig(t *testing.T) {
 	}
 }
 
-// The summary has a line per figure of the issue, with the issue's
+// The summary has a line per figure of the Performance table, with its
 // targets: the RS256 one moves with the signature measured in the run.
 func TestFigures(t *testing.T) {
 	flows := func(n int, cpu time.Duration, db time.Duration) outcome {

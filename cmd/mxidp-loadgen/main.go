@@ -1,9 +1,9 @@
 // Command mxidp-loadgen measures a running mxidp the way a relying party
 // and its users load it: complete OpenID Connect login flows, the two
 // documents every relying party fetches, and Synapse's REST password
-// check. `make bench` runs it; it reports every figure of issue 14's table
-// (the README's "Performance" shows them) as measured in one run, on SQLite
-// and on PostgreSQL, with the issue's targets and PASS or FAIL.
+// check. `make bench` runs it; it reports every figure of the README's
+// "Performance" table as measured in one run, on SQLite and on PostgreSQL,
+// with its targets and PASS or FAIL.
 //
 // For each database backend (SQLite always; PostgreSQL when
 // MXIDP_TEST_POSTGRES names a server it may create databases on, as
@@ -79,7 +79,7 @@
 // meanwhile (from /proc/stat), so that a run disturbed by other work on
 // the machine can be recognised.
 //
-// The summary prints issue 14's table as measured, one line per figure and
+// The summary prints the README's Performance table as measured, one line per figure and
 // backend, with its target and PASS or FAIL (a missed target does not
 // change the exit status): server CPU per flow beyond the hash on SQLite
 // ≤ 1.0 ms with the ES256 client and ≤ one RS256 signature (measured here)

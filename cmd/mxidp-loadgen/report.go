@@ -9,7 +9,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// Targets of issue 14.
+// Targets of the README's Performance table.
 const (
 	es256CPUTarget  = 1.0  // ms per flow beyond the hash, SQLite, ES256 client
 	sqliteCPUMargin = 1.0  // ms beyond one RS256 signature, SQLite, RS256 client
@@ -236,14 +236,14 @@ func printServerLog(label string, lines []string, path string) {
 	}
 }
 
-// figure is one line of the issue's table as measured: what, the value,
+// figure is one line of the Performance table as measured: what, the value,
 // the target and the verdict ("" without a target; in parentheses when
 // the target is only by analogy or belongs to the other backend).
 type figure struct {
 	label, value, target, verdict string
 }
 
-// figures are the lines of issue 14's table, backend by backend.
+// figures are the lines of the README's Performance table, backend by backend.
 func figures(rs []*backendResult) []figure {
 	var fs []figure
 	add := func(label, value, target, v string) { fs = append(fs, figure{label, value, target, v}) }
@@ -319,13 +319,13 @@ func figures(rs []*backendResult) []figure {
 	return fs
 }
 
-// printSummary prints issue 14's table as measured, then the backends
+// printSummary prints the README's Performance table as measured, then the backends
 // side by side in more detail.
 func printSummary(rs []*backendResult) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Printf("\n== issue 14's figures, measured in this run (compare ratios within a run; the machine is shared)\n")
+	fmt.Printf("\n== the Performance figures, measured in this run (compare ratios within a run; the machine is shared)\n")
 	for _, r := range rs {
 		fmt.Printf("  %s: one RS256 signature %.3f ms CPU idle", r.name, ms(r.sigIdle.perSignature()))
 		if r.sigLoad.n > 0 {

@@ -1,7 +1,7 @@
 package main
 
-// Attacks on issue 14's changes, against a started mxidp on SQLite and
-// PostgreSQL: per-client signing algorithms (tokens in an algorithm the
+// Attacks on the signing algorithms and the cheaper login, against a
+// started mxidp on SQLite and PostgreSQL: per-client signing algorithms (tokens in an algorithm the
 // client did not register, signed userinfo passed off as something else),
 // the batched throttle statements (parallel checks that share counters),
 // and the callback that no longer reads the user.
