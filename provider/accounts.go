@@ -277,24 +277,8 @@ type NewClient struct {
 // AddClient registers a client and returns it with its secret in the
 // clear, the only time the secret is known: only its hash is stored.
 func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client, string, error) {
-	if err := CheckClientID(nc.ID); err != nil {
-		return storage.Client{}, "", err
-	}
-	if len(nc.RedirectURIs) == 0 {
-		return storage.Client{}, "", errors.New("a client needs at least one --redirect-uri")
-	}
-	for _, u := range append(append([]string{}, nc.RedirectURIs...), nc.PostLogoutRedirectURIs...) {
-		if err := CheckClientURI(u); err != nil {
-			return storage.Client{}, "", err
-		}
-	}
-	if nc.BackchannelLogoutURI != "" {
-		if err := CheckClientURI(nc.BackchannelLogoutURI); err != nil {
-			return storage.Client{}, "", err
-		}
-	}
-	if err := checkClientAlgs(nc.IDTokenAlg, nc.UserinfoAlg); err != nil {
-		return storage.Client{}, "", err
+	if err := checkNewClient(nc); err != nil {
+		return storage.Client{}, "", &InputError{err}
 	}
 	c := storage.Client{
 		ID: nc.ID, Name: strings.TrimSpace(nc.Name), Public: nc.Public, RedirectURIs: nc.RedirectURIs, PostLogoutRedirectURIs: nc.PostLogoutRedirectURIs,
@@ -303,7 +287,7 @@ func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client,
 	}
 	secret, err := chooseSecret(nc.Public, nc.Secret)
 	if err != nil {
-		return storage.Client{}, "", err
+		return storage.Client{}, "", &InputError{err}
 	}
 	if secret != "" {
 		c.SecretHash = HashClientSecret(secret)
@@ -314,6 +298,35 @@ func (a *Accounts) AddClient(ctx context.Context, nc NewClient) (storage.Client,
 	}
 	return c, secret, a.audit(ctx, err, storage.AuditEvent{Event: "client.added", ClientID: c.ID,
 		Detail: "redirect URIs: " + strings.Join(c.RedirectURIs, " ") + signingDetail(c)})
+}
+
+// InputError is a refusal of what the operator asked for: a client ID,
+// URI, secret or algorithm the rules do not admit. The command line exits
+// 2 (usage) for it, as for a malformed flag.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// checkNewClient says why a client may not be registered as asked.
+func checkNewClient(nc NewClient) error {
+	if err := CheckClientID(nc.ID); err != nil {
+		return err
+	}
+	if len(nc.RedirectURIs) == 0 {
+		return errors.New("a client needs at least one --redirect-uri")
+	}
+	for _, u := range append(append([]string{}, nc.RedirectURIs...), nc.PostLogoutRedirectURIs...) {
+		if err := CheckClientURI(u); err != nil {
+			return err
+		}
+	}
+	if nc.BackchannelLogoutURI != "" {
+		if err := CheckClientURI(nc.BackchannelLogoutURI); err != nil {
+			return err
+		}
+	}
+	return checkClientAlgs(nc.IDTokenAlg, nc.UserinfoAlg)
 }
 
 func chooseSecret(public bool, chosen string) (string, error) {
@@ -335,12 +348,14 @@ func (a *Accounts) RotateClientSecret(ctx context.Context, id, chosen string) (s
 	var secret string
 	_, err := a.Store.UpdateClient(ctx, id, func(c *storage.Client) error {
 		if c.Public {
-			return fmt.Errorf("client %q is public and has no secret", id)
+			return &InputError{fmt.Errorf("client %q is public and has no secret", id)}
 		}
 		var err error
-		secret, err = chooseSecret(false, chosen)
+		if secret, err = chooseSecret(false, chosen); err != nil {
+			return &InputError{err}
+		}
 		c.SecretHash = HashClientSecret(secret)
-		return err
+		return nil
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("no client %q: %w", id, err)

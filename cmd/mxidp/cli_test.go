@@ -192,8 +192,30 @@ func TestClientAddPrintsTheSecretOnceAndStoresOnlyItsHash(t *testing.T) {
 			if status, _, errOut := c.run(chosen+"\n", "client", "add", "other", "--secret-stdin", "--redirect-uri", "https://o.example/cb"); status != 0 {
 				t.Errorf("chosen secret: exit %d %s", status, errOut)
 			}
-			if status, _, errOut := c.run("", "client", "add", "nouri"); status != 1 || !strings.Contains(errOut, "--redirect-uri") {
-				t.Errorf("client without redirect URI: exit %d, %q", status, errOut)
+			// What the rules refuse is the operator's mistake: exit 2, with
+			// the reason, and nothing registered or changed.
+			for name, tc := range map[string]struct {
+				stdin, want string
+				args        []string
+			}{
+				"no redirect URI":        {"", "--redirect-uri", []string{"client", "add", "nouri"}},
+				"short secret":           {"short\n", "fewer than", []string{"client", "add", "weak", "--secret-stdin", "--redirect-uri", "https://o.example/cb"}},
+				"secret with a space":    {strings.Repeat("a", 40) + " b\n", "A-Z a-z 0-9", []string{"client", "add", "spaced", "--secret-stdin", "--redirect-uri", "https://o.example/cb"}},
+				"public with a secret":   {chosen + "\n", "public client has no secret", []string{"client", "add", "pub", "--public", "--secret-stdin", "--redirect-uri", "https://o.example/cb"}},
+				"fragment in a URI":      {"", "fragment", []string{"client", "add", "frag", "--redirect-uri", "https://o.example/cb#x"}},
+				"short rotated secret":   {"short\n", "fewer than", []string{"client", "rotate-secret", "other", "--secret-stdin"}},
+				"public client's secret": {"", "has no secret", []string{"client", "rotate-secret", "element"}},
+			} {
+				if status, _, errOut := c.run(tc.stdin, tc.args...); status != 2 || !strings.Contains(errOut, tc.want) {
+					t.Errorf("%s: exit %d, %q; want 2 naming %q", name, status, errOut, tc.want)
+				}
+			}
+			if list := c.must("", "client", "list"); strings.Contains(list, "weak") || strings.Contains(list, "spaced") || strings.Contains(list, "frag") || strings.Contains(list, "nouri") {
+				t.Errorf("a refused client was registered: %s", list)
+			}
+			var otherHash string
+			if err := c.store().DB().QueryRow(`SELECT secret_hash FROM clients WHERE id = 'other'`).Scan(&otherHash); err != nil || !provider.VerifyClientSecret(otherHash, chosen) {
+				t.Errorf("after the refused rotation the client's secret is no longer the one it had (%v)", err)
 			}
 			c.must("", "client", "remove", "synapse")
 			if status, _, _ := c.run("", "client", "remove", "synapse"); status != 1 {

@@ -63,8 +63,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	var cfgErr *ConfigError
 	var useErr usageError
+	var inErr *provider.InputError
 	switch {
-	case errors.As(err, &cfgErr):
+	case errors.As(err, &cfgErr), errors.As(err, &inErr):
 		fmt.Fprintf(stderr, "mxidp: %v\n", err)
 		return exitUsage
 	case errors.As(err, &useErr) || isCobraUsageError(err):
