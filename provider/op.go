@@ -21,12 +21,23 @@ func NewOP(o *OpenID, secret []byte) (*op.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	// issuedClaims are the claims discovery lists (claims_supported, OpenID
+	// Connect Discovery 1.0 §3): exactly those mxidp puts into ID tokens or
+	// userinfo answers. The library's default list also names claims mxidp
+	// never issues (given_name, phone_number, act, …).
+	issuedClaims := []string{
+		// Every ID token (OIDC Core §2); c_hash and at_hash from the code
+		// exchange, sid naming the browser session.
+		"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "client_id", "at_hash", "c_hash", "sid",
+		// The scopes' claims (setClaims).
+		"preferred_username", "name", "updated_at", "email", "email_verified", "groups",
+	}
 	cfg := &op.Config{
 		CodeMethodS256:                    true,
 		AuthMethodPost:                    true,
 		GrantTypeRefreshToken:             true,
 		SupportedScopes:                   []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess, ScopeGroups},
-		SupportedClaims:                   append(append([]string{}, op.DefaultSupportedClaims...), "sid", "groups"),
+		SupportedClaims:                   issuedClaims,
 		BackChannelLogoutSupported:        true,
 		BackChannelLogoutSessionSupported: true,
 		DefaultLogoutRedirectURI:          o.Issuer + LoggedOutPath,
