@@ -41,6 +41,11 @@ type Deps struct {
 	// Statements, when set, counts the statements sent to mxidp's own
 	// database, for /metrics.
 	Statements func() uint64
+	// BasePath is the issuer's path ("/idp" for https://example.org/idp;
+	// "" for none): every route is served under it as well as at the root,
+	// so that the issuer's URLs work with or without a proxy that strips
+	// the path (README, "Behind a reverse proxy").
+	BasePath string
 }
 
 // JWKSPath is where the JSON Web Key Set is served (the path zitadel/oidc
@@ -117,7 +122,36 @@ func NewHandler(d Deps) http.Handler {
 	h = db.gate(d.OpenID != nil, d.REST != nil, pageOf)(h)
 	h = limitBodies(pageOf)(h)
 	h = securityHeaders(h)
-	return logRequests(d.Logger, m)(h)
+	return underBase(d.BasePath, logRequests(d.Logger, m)(h))
+}
+
+// underBase serves a request for base+"/…" as the request for "/…", and
+// any other request as it is: the routes are the same under the issuer's
+// path and at the root, where a proxy that strips the path sends them. The
+// log and metrics see the route's own path.
+func underBase(base string, next http.Handler) http.Handler {
+	if base == "" || base == "/" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, base)
+		if !ok || (rest != "" && rest[0] != '/') {
+			next.ServeHTTP(w, r) // "/idpx" is not under "/idp"
+			return
+		}
+		if rest == "" {
+			rest = "/"
+		}
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.Path, u.RawPath = rest, ""
+		if raw, ok := strings.CutPrefix(r.URL.RawPath, base); ok && raw != "" {
+			u.RawPath = raw
+		}
+		r2.URL = &u
+		next.ServeHTTP(w, r2)
+	})
 }
 
 // routes is the router: chi, except that a GET of a path registered

@@ -267,3 +267,25 @@ func TestMetricsSeriesCountEveryObservation(t *testing.T) {
 		t.Errorf("series %v", counts)
 	}
 }
+
+// underBase serves the routes under the issuer's path and at the root,
+// and nothing that merely starts with the same letters.
+func TestUnderBaseServesTheRoutesUnderTheIssuersPath(t *testing.T) {
+	var got string
+	h := underBase("/idp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.Path + "|" + r.URL.RawPath }))
+	for in, want := range map[string]string{
+		"/idp/authorize":    "/authorize|",
+		"/idp":              "/|",
+		"/idp/":             "/|",
+		"/authorize":        "/authorize|", // a proxy stripped the path
+		"/idpx/authorize":   "/idpx/authorize|",
+		"/idp/static/a%2Fb": "/static/a/b|/static/a%2Fb",
+		"/other/idp/keys":   "/other/idp/keys|",
+	} {
+		got = ""
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, in, nil))
+		if got != want {
+			t.Errorf("%s reached the routes as %q, want %q", in, got, want)
+		}
+	}
+}

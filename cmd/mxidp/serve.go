@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -195,7 +196,8 @@ func (a *app) newService(ctx context.Context, c Config, log *slog.Logger) (*serv
 		AuthorizeBurst: c.Throttle.AuthorizeBurst, AuthorizePerSecond: c.Throttle.AuthorizePerSecond,
 		ServerName: c.Matrix.ServerName, Registration: registration,
 		SSOClientAllowlist: c.Matrix.SSOClientAllowlist,
-	}, REST: rest, PendingLogouts: store.PendingDeliveries, Statements: statementCounter(c, store)})
+	}, REST: rest, PendingLogouts: store.PendingDeliveries, Statements: statementCounter(c, store),
+		BasePath: issuerPath(c.Issuer)})
 	return svc, nil
 }
 
@@ -441,4 +443,15 @@ func statementCounter(c Config, store *storage.Store) func() uint64 {
 		return nil
 	}
 	return store.Statements
+}
+
+// issuerPath is the path of the issuer's URL without a trailing slash
+// ("/idp" for https://example.org/idp), under which serve answers every
+// route as well as at the root.
+func issuerPath(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil { // the configuration was validated
+		return ""
+	}
+	return strings.TrimSuffix(u.Path, "/")
 }
