@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/mxidp/mxidp/logging"
+	"github.com/mxidp/mxidp/web/logging"
 )
 
 // BenchmarkJWKS serves the key set through the full middleware chain with

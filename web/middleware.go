@@ -14,8 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mxidp/mxidp/logging"
 	"github.com/mxidp/mxidp/provider/ma1sd"
+	"github.com/mxidp/mxidp/web/logging"
 )
 
 // statusRecorder remembers the status and size of a response for the log.

@@ -17,9 +17,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/mxidp/mxidp/keys"
-	"github.com/mxidp/mxidp/logging"
 	"github.com/mxidp/mxidp/storage"
 	"github.com/mxidp/mxidp/storage/storagetest"
+	"github.com/mxidp/mxidp/web/logging"
 )
 
 type fixture struct {

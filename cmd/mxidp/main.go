@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/mxidp/mxidp/keys"
-	"github.com/mxidp/mxidp/logging"
 	"github.com/mxidp/mxidp/provider"
 	"github.com/mxidp/mxidp/storage"
+	"github.com/mxidp/mxidp/web/logging"
 	"github.com/spf13/cobra"
 )
 
