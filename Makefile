@@ -7,7 +7,7 @@ BIN         := bin/mxidp
 BUILD       := CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test bench lint screenshots clean
+.PHONY: all build run test bench lint screenshots deb clean
 
 all: build
 
@@ -43,6 +43,12 @@ bench:
 	MXIDP_TEST_POSTGRES_REQUIRED=1 .ci/with-postgres sh -c 'bin/mxidp-loadgen -mxidp $(BIN); status=$$?; \
 		$(GO) test -run "^$$" -bench . -benchmem ./web/ ./provider/password/ || status=1; \
 		$(GO) test -run "^$$" -bench "DirectorySearch" -benchtime 3s ./provider/ma1sd/ || status=1; exit $$status'
+
+## deb: build the Debian package into bin/ (contrib/debian/build): the static
+## binary, /usr/bin/mxidp for the command line, a hardened systemd unit, and
+## the commented example as the conffile /etc/mxidp/mxidp.yaml
+deb:
+	contrib/debian/build bin
 
 ## screenshots: photograph the login, login-error, consent, error and account pages in
 ## headless Chromium, English and German, desktop and phone, into docs/screenshots
