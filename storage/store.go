@@ -251,3 +251,22 @@ func (s *Store) wrapWrite(err error, what string) error {
 func unix(t time.Time) int64 { return t.Unix() }
 
 func fromUnix(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
+
+// ErrBackupUnsupported means the database backs itself up with its own
+// tools (PostgreSQL: pg_dump).
+var ErrBackupUnsupported = errors.New("this database is backed up with its own tools")
+
+// Backup writes a consistent copy of an SQLite database to path, which
+// must not exist yet, while other connections (a running serve) go on
+// reading and writing: SQLite's VACUUM INTO reads one snapshot. A
+// PostgreSQL database answers ErrBackupUnsupported.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if s.dialect.name != "sqlite" {
+		return ErrBackupUnsupported
+	}
+	s.statements.Add(1)
+	if _, err := s.db.ExecContext(ctx, `VACUUM INTO $1`, path); err != nil {
+		return fmt.Errorf("back up to %s: %w", path, markUnavailable(ctx, err))
+	}
+	return nil
+}

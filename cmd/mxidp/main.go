@@ -100,6 +100,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.userCommand(), a.clientCommand(), a.keysCommand(), a.synapseConfigCommand(), a.auditCommand())
 	root.AddCommand(a.hashCheckCommand())
+	root.AddCommand(a.backupCommand())
 	return root
 }
 
