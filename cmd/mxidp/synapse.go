@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"unicode"
@@ -93,6 +94,7 @@ func (a *app) printLegacySynapseConfig(cmd *cobra.Command, clientID, idpID, idpN
 			return err
 		}
 		fmt.Fprint(a.stdout, synapseBlock(c.Issuer, client, idpID, idpName, secretPath))
+		fmt.Fprint(a.stdout, restModuleHint(c))
 		return nil
 	})
 }
@@ -178,5 +180,31 @@ func synapseBlock(issuer string, c storage.Client, idpID, idpName, secretPath st
 	w("        localpart_template: \"{{ user.preferred_username }}\"\n")
 	w("        display_name_template: \"{{ user.name }}\"\n")
 	w("        email_template: \"{{ user.email }}\"\n")
+	return b.String()
+}
+
+// restModuleHint is, when the REST service is on, the commented modules
+// entry for the Synapse module mxidp ships for the password door
+// (contrib/synapse/mxidp_rest_auth.py, docs/rest.md); "" otherwise.
+func restModuleHint(c Config) string {
+	if !c.REST.Enabled {
+		return ""
+	}
+	endpoint := "http://MXIDP-INTERNAL-ADDRESS:PORT"
+	if host, port, err := net.SplitHostPort(c.Listen); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1" // reachable there if Synapse runs on the same host
+		}
+		endpoint = "http://" + net.JoinHostPort(host, port)
+	}
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# The REST service is on (rest.enabled): for password logins through mxidp, copy\n")
+	w("# contrib/synapse/mxidp_rest_auth.py onto Synapse's Python path and add (docs/rest.md;\n")
+	w("# Synapse's REST password provider works with older Synapse versions only):\n")
+	w("# modules:\n")
+	w("#   - module: mxidp_rest_auth.RestAuthProvider\n")
+	w("#     config:\n")
+	w("#       endpoint: %q  # mxidp as Synapse reaches it, inside rest.allowed_networks\n", endpoint)
 	return b.String()
 }
