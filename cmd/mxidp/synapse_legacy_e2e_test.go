@@ -11,19 +11,24 @@ package main
 //     m.login.token gives a Matrix access token. Logging out at mxidp, or disabling the user,
 //     ends that Matrix session over back-channel logout (Synapse
 //     synapse/handlers/oidc.py, handle_backchannel_logout).
-//   - the REST password door: Synapse's REST password provider is a
-//     third-party module CI cannot download, so Synapse runs a small module
-//     of ours instead (testdata/synapse/rest_password.py) that makes the
-//     same HTTP call, POST {endpoint}/_matrix-internal/identity/v1/check_credentials
-//     (docs/rest.md), and acts on the answer as the provider does.
+//   - the REST password door: Synapse runs the module mxidp ships,
+//     contrib/synapse/mxidp_rest_auth.py (docs/rest.md), which makes the
+//     REST password provider's call, POST
+//     {endpoint}/_matrix-internal/identity/v1/check_credentials. Before it
+//     in Synapse's list come instances of the same module pointed at
+//     answers that must not log anyone in (nothing listening, a 500, not
+//     JSON, a success naming another user, no answer in time): each has
+//     to say "not authenticated" and let Synapse go on to the next.
 //
 // One Synapse per backend serves every case, configured with both.
 
 import (
 	"context"
-	_ "embed"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -36,8 +41,9 @@ import (
 	"github.com/mxidp/mxidp/storage/storagetest"
 )
 
-//go:embed testdata/synapse/rest_password.py
-var restPasswordModule string
+// restAuthModule is the shipped Synapse module, read where the
+// repository keeps it (tests run in cmd/mxidp).
+const restAuthModule = "../../contrib/synapse/mxidp_rest_auth.py"
 
 // legacyUsers are the platform's accounts the cases sign in as, one per
 // case so that a disabled or throttled account spoils no other case.
@@ -46,6 +52,39 @@ var legacyUsers = map[string]string{
 	"bob":   "bob-sso-" + randomAlnum(12),    // SSO, disabled by the operator
 	"carol": "carol-rest-" + randomAlnum(12), // REST password
 	"dave":  "dave-rest-" + randomAlnum(12),  // REST password, throttled
+	"erin":  "erin-rest-" + randomAlnum(12),  // REST password, a wrong one first
+}
+
+// badRESTAnswers serves, under each path, an answer to check_credentials
+// that must not log anyone in; "/slow" answers only after the module's
+// timeout, and only for erin (so that other logins are not slowed down).
+func badRESTAnswers(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			User struct{ ID string } `json:"user"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		switch prefix, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); prefix {
+		case "status500":
+			http.Error(w, `{"auth":{"success":true}}`, http.StatusInternalServerError)
+		case "notjson":
+			_, _ = w.Write([]byte(`{"auth":{"success":true`))
+		case "other":
+			_, _ = w.Write([]byte(`{"auth":{"success":true,"mxid":"@mallory:` + synapseServerName + `","profile":{}}}`))
+		case "slow":
+			if strings.HasPrefix(req.User.ID, "@erin:") {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(5 * time.Second):
+				}
+			}
+			_, _ = w.Write([]byte(`{"auth":{"success":false}}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // legacyEnv is a started mxidp (OpenID provider and REST service) and the
@@ -87,21 +126,37 @@ func startLegacy(t *testing.T, backend string, clientFlags ...string) *legacyEnv
 	secretPath := filepath.Join(dir, "mxidp-client-secret")
 	block := d.cli("synapse-config", "--client", "synapse", "--idp-name", "Our Platform", "--secret-path", secretPath)
 
+	module, err := os.ReadFile(restAuthModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := badRESTAnswers(t)
+	var modules string
+	for _, endpoint := range []string{
+		"http://127.0.0.1:" + strconv.Itoa(freePort(t)), // nothing listens
+		bad.URL + "/status500", bad.URL + "/notjson", bad.URL + "/other",
+		bad.URL + "/slow",
+		e.issuer, // mxidp
+	} {
+		modules += "  - module: mxidp_rest_auth.RestAuthProvider\n    config:\n      endpoint: " + yamlString(endpoint) + "\n"
+		if strings.HasSuffix(endpoint, "/slow") {
+			modules += "      timeout: 0.5\n"
+		}
+	}
+
 	l := &legacyEnv{e: e, client: newRelyingParty(t), block: block}
 	// The Matrix client is in sso.client_whitelist, as Element Web usually
 	// is: Synapse's callback sends the browser straight on to it, so the
 	// redirect chain that follows mxidp's login form reaches an origin
 	// mxidp never heard of (no form-action may stop it).
 	l.syn = startSynapse(t, synapseOptions{Port: port, Dir: dir,
-		Files: map[string]string{"mxidp-client-secret": secret[1], "rest_password.py": restPasswordModule},
+		Files: map[string]string{"mxidp-client-secret": secret[1], "mxidp_rest_auth.py": string(module)},
 		YAML: block + `sso:
   client_whitelist: [` + yamlString(l.client.srv.URL+"/") + `]
 password_config:
   localdb_enabled: false
 modules:
-  - module: rest_password.RestPassword
-    config:
-      endpoint: ` + yamlString(e.issuer) + "\n"})
+` + modules})
 	return l
 }
 
@@ -277,6 +332,67 @@ func TestSynapseLegacyLoginsThroughOIDCAndTheRESTPasswordDoor(t *testing.T) {
 				}
 				if got := l.syn.devices("carol"); len(got) != 2 {
 					t.Errorf("Synapse's devices for carol: %v; want the two logins'", got)
+				}
+			})
+
+			// The shipped module on the first login of a user with a display
+			// name and a verified e-mail (the third-party provider's fork
+			// fails exactly this one on current Synapse, docs/rest.md). The
+			// broken endpoints before mxidp in Synapse's list each logged
+			// why they refused, and let mxidp decide.
+			t.Run("rest password: the first login creates the account with mxidp's profile, a wrong password none", func(t *testing.T) {
+				erin := "@erin:" + synapseServerName
+				if !strings.Contains(l.block, "#   - module: mxidp_rest_auth.RestAuthProvider\n") {
+					t.Errorf("synapse-config with rest.enabled does not name the shipped module:\n%s", l.block)
+				}
+				status, got := l.passwordLogin("erin", "not-"+legacyUsers["erin"])
+				wantForbidden(t, "erin's wrong password", status, got)
+				if status, profile := l.syn.request(http.MethodGet, "/_matrix/client/v3/profile/"+erin, "", nil); status != http.StatusNotFound {
+					t.Errorf("erin's Matrix profile after a wrong password: %d %v; want 404, no account", status, profile)
+				}
+				status, got = l.passwordLogin("erin", legacyUsers["erin"])
+				token, _ := got["access_token"].(string)
+				device, _ := got["device_id"].(string)
+				if status != http.StatusOK || token == "" {
+					t.Fatalf("erin's first login with the right password: %d %v", status, got)
+				}
+				noteSecret(token)
+				l.wantWhoami(t, token, "erin", device)
+				status, profile := l.syn.request(http.MethodGet, "/_matrix/client/v3/profile/"+erin, token, nil)
+				if status != http.StatusOK || profile["displayname"] != "Erin Legacy" {
+					t.Errorf("erin's Matrix profile: %d %v; want the display name Erin Legacy", status, profile)
+				}
+				status, pids := l.syn.request(http.MethodGet, "/_matrix/client/v3/account/3pid", token, nil)
+				list, _ := pids["threepids"].([]any)
+				if status != http.StatusOK || len(list) != 1 {
+					t.Fatalf("erin's Matrix 3PIDs: %d %v; want erin@example.org", status, pids)
+				}
+				pid, _ := list[0].(map[string]any)
+				if pid["medium"] != "email" || pid["address"] != "erin@example.org" || pid["validated_at"] == nil {
+					t.Errorf("erin's Matrix 3PID %v; want the validated e-mail erin@example.org", pid)
+				}
+				log := l.syn.log()
+				for _, want := range []string{
+					"mxidp_rest_auth: " + erin + " not authenticated: mxidp unreachable at http://127.0.0.1:",
+					"mxidp_rest_auth: " + erin + " not authenticated: mxidp answered HTTP 500",
+					"mxidp_rest_auth: " + erin + " not authenticated: mxidp's answer is not JSON",
+					"mxidp_rest_auth: mxidp accepted " + erin + " as '@mallory:" + synapseServerName + "': not authenticated",
+					"mxidp_rest_auth: " + erin + " not authenticated: mxidp did not answer within 0.5 s",
+					"mxidp_rest_auth: mxidp refused " + erin,
+					"mxidp_rest_auth: registered " + erin + " with 1 e-mail address(es) from mxidp",
+					"mxidp_rest_auth: mxidp accepted " + erin,
+				} {
+					if !strings.Contains(log, want) {
+						t.Errorf("Synapse's log lacks %q", want)
+					}
+				}
+				for name, pw := range legacyUsers {
+					if strings.Contains(log, pw) {
+						t.Errorf("Synapse's log shows %s's password", name)
+					}
+				}
+				if got := l.syn.devices("mallory"); len(got) != 0 {
+					t.Errorf("Synapse's devices for mallory: %v; want none", got)
 				}
 			})
 
