@@ -101,6 +101,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.userCommand(), a.clientCommand(), a.keysCommand(), a.synapseConfigCommand(), a.auditCommand())
 	root.AddCommand(a.hashCheckCommand())
 	root.AddCommand(a.backupCommand())
+	root.AddCommand(a.checkCommand())
 	return root
 }
 
