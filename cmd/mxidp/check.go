@@ -377,7 +377,8 @@ func (k *checker) checkRESTExposure(base string) {
 
 // checkSynapse checks that Synapse offers mxidp: legacy, as an SSO
 // identity provider in its login flows; next-gen, as the issuer of its
-// auth metadata (MSC2965).
+// auth metadata (MSC2965). Synapse lists an oidc_providers entry under
+// its idp_id prefixed "oidc-" (synapse_legacy_e2e_test.go sees it so).
 func (k *checker) checkSynapse(c Config, base, idpID string) (time.Time, bool) {
 	base = strings.TrimSuffix(base, "/")
 	var resp *http.Response

@@ -65,6 +65,30 @@ func fakeSynapse(t *testing.T, flows string, skew time.Duration) string {
 	return srv.URL
 }
 
+// fakeAuthMetadata is a next-gen Synapse's auth metadata naming issuer,
+// at the stable path only.
+func fakeAuthMetadata(t *testing.T, issuer string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_matrix/client/v1/auth_metadata" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q}`, issuer, issuer+"/authorize")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// nextGenConfig is checkYAML with next-gen auth on, Synapse at synapse.
+func nextGenConfig(t *testing.T, synapse string) string {
+	secret := filepath.Join(t.TempDir(), "synapse.secret")
+	if err := os.WriteFile(secret, []byte(strings.Repeat("s3cr", 10)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return writeConfig(t, checkYAML(`"10.0.0.0/8"`)+"matrix:\n  synapse:\n    url: "+synapse+"\n    shared_secret_file: "+secret+"\n")
+}
+
 const (
 	flowsWithMxidp = `{"flows":[{"type":"m.login.password"},{"type":"m.login.sso","identity_providers":[{"id":"oidc-mxidp","name":"Platform account"}]},{"type":"m.login.token"}]}`
 	flowsNoSSO     = `{"flows":[{"type":"m.login.password"},{"type":"m.login.token"}]}`
@@ -108,6 +132,20 @@ func TestCheckNamesEachProblemOfABrokenDeployment(t *testing.T) {
 			}
 			s.Close()
 
+			// A database migrated by a newer mxidp.
+			newer := storagetest.URL(t, backend)
+			s, err = storage.Open(context.Background(), newer, storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.DB().Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES (9999, true)`); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+
 			down := "postgres://mxidp:pw@127.0.0.1:1/mxidp?connect_timeout=2"
 			cases := []struct {
 				name   string
@@ -138,6 +176,12 @@ func TestCheckNamesEachProblemOfABrokenDeployment(t *testing.T) {
 					"FAIL  database " + storage.RedactURL(down) + " does not answer: "},
 				{"schema older", map[string]string{"MXIDP_DATABASE": fresh}, nil, 1,
 					"FAIL  database " + storage.RedactURL(fresh) + ": schema at version 0, this binary's is "},
+				{"schema newer", map[string]string{"MXIDP_DATABASE": newer}, nil, 1,
+					"FAIL  database " + storage.RedactURL(newer) + ": schema at version 9999, newer than this binary's "},
+				{"next-gen: Synapse names mxidp", map[string]string{"MXIDP_CONFIG": nextGenConfig(t, fakeAuthMetadata(t, issuer))}, nil, 0,
+					"ok    Synapse's auth metadata names mxidp's issuer"},
+				{"next-gen: Synapse names another issuer", map[string]string{"MXIDP_CONFIG": nextGenConfig(t, fakeAuthMetadata(t, "https://auth.example.org"))}, nil, 1,
+					"FAIL  Synapse's auth metadata names issuer \"https://auth.example.org\", not mxidp's \"" + issuer + "\""},
 				{"REST allow-list 0.0.0.0/0", map[string]string{"MXIDP_CONFIG": open.env["MXIDP_CONFIG"]}, nil, 1,
 					"FAIL  rest.allowed_networks has 0.0.0.0/0, every address; list only the networks of Synapse and ma1sd, like 10.0.0.0/8"},
 				{"REST served to the public", open.env, nil, 1,
