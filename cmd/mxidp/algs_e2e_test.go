@@ -325,7 +325,7 @@ func TestAuthlibVerifiesES256AndEdDSAClients(t *testing.T) {
 			} {
 				t.Run(tc.alg, func(t *testing.T) {
 					id := "synapse-" + strings.ToLower(tc.alg)
-					redirectURI := "http://" + authlibFreeAddr(t) + "/_synapse/client/oidc/callback"
+					redirectURI := "http://" + freeAddr(t) + "/_synapse/client/oidc/callback"
 					secret := clientSecretOf(t, c.must("", append([]string{"client", "add", id, "--skip-consent",
 						"--redirect-uri", redirectURI, "--id-token-alg", tc.alg}, tc.flags...)...))
 					args := []string{"--issuer", d.env["MXIDP_ISSUER"], "--client-id", id, "--redirect-uri", redirectURI,

@@ -10,7 +10,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -40,17 +39,6 @@ func authlibVersion(t *testing.T) string {
 		t.Skip(msg)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// authlibFreeAddr returns a loopback address nothing listens on.
-func authlibFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // authlibChecks are the lines the script prints when mxidp passes; two
@@ -160,7 +148,7 @@ func TestAuthlibRelyingPartySignsInLikeSynapseWithBasicAndPost(t *testing.T) {
 			c.must(password+"\n", "user", "add", "alice", "--password-stdin", "--email", "alice@example.org", "--name", "Alice Liddell")
 			// Synapse's callback, on a port where nothing listens: the
 			// script stops when the OP sends the browser there.
-			redirectURI := "http://" + authlibFreeAddr(t) + "/_synapse/client/oidc/callback"
+			redirectURI := "http://" + freeAddr(t) + "/_synapse/client/oidc/callback"
 			// Registered as the README tells operators to register Synapse.
 			secret := clientSecretOf(t, c.must("", "client", "add", "synapse", "--skip-consent", "--redirect-uri", redirectURI))
 

@@ -73,7 +73,7 @@ func TestIssuerWithAPathIsServedUnderIt(t *testing.T) {
 	}
 }
 
-// freeAddr is a free 127.0.0.1 port's address.
+// freeAddr is the address of a free 127.0.0.1 port, nothing listening.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
