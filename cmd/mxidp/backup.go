@@ -18,11 +18,22 @@ func (a *app) backupCommand() *cobra.Command {
 		Short: "Write a consistent copy of the SQLite database to FILE, while serve runs (PostgreSQL: use pg_dump)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			if _, err := os.Lstat(argv[0]); err == nil {
-				return usageError{fmt.Errorf("%s exists already: name a new file", argv[0])}
-			}
 			return a.withStore(cmd.Context(), func(c Config, s *storage.Store) error {
-				err := s.Backup(cmd.Context(), argv[0])
+				// The copy holds password hashes and sealed keys: made
+				// empty, new and for the owner only, before SQLite fills
+				// it (VACUUM INTO writes into an empty file).
+				f, err := os.OpenFile(argv[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if errors.Is(err, os.ErrExist) {
+					return usageError{fmt.Errorf("%s exists already: name a new file", argv[0])}
+				}
+				if err != nil {
+					return err
+				}
+				f.Close()
+				err = s.Backup(cmd.Context(), argv[0])
+				if err != nil {
+					os.Remove(argv[0])
+				}
 				if errors.Is(err, storage.ErrBackupUnsupported) {
 					return usageError{errors.New("the database is PostgreSQL: back it up with pg_dump (README, \"Backup and restore\")")}
 				}

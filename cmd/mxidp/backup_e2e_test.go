@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +24,9 @@ func TestBackupCopiesTheSQLiteDatabaseWhileServing(t *testing.T) {
 	copyPath := filepath.Join(t.TempDir(), "backup.db")
 	if out := e.d.cli("backup", copyPath); !strings.Contains(out, "secret.key") {
 		t.Errorf("backup does not remind of the secret key file: %q", out)
+	}
+	if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the copy (password hashes, sealed keys) has mode %v, %v; want 0600", fi.Mode(), err)
 	}
 	cl := &cli{t: t, env: e.d.env}
 	if status, _, errOut := cl.run("", "backup", copyPath); status != 2 || !strings.Contains(errOut, "exists already") {
