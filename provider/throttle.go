@@ -206,6 +206,9 @@ func (l *Login) admit(ctx context.Context, a Attempt) ([]throttleKey, error) {
 	return admitted, nil
 }
 
+// admitOne waits for key's admission: while the key's allowance is taken
+// by checks under way it asks again, a little later each time. waited
+// says whether it did.
 func (l *Login) admitOne(ctx context.Context, k throttleKey, burst int64, forgetAfter time.Duration) (waited bool, err error) {
 	wait := 5 * time.Millisecond
 	for {

@@ -177,11 +177,11 @@ func (s *Store) FinishMany(ctx context.Context, keys, forget []string, decided b
 func (s *Store) Finish(ctx context.Context, key string, wrong, forget bool, delay func(failures int64) time.Duration) error {
 	if !wrong {
 		// The common case, one statement: nothing is computed from the row.
-		clear := ""
+		var forgotten []string
 		if forget {
-			clear = ", failures = 0, next_at = 0"
+			forgotten = []string{key}
 		}
-		return s.throttleUpdate(ctx, key, `inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END`+clear+`, updated_at = $2`, s.now().UnixMilli())
+		return s.FinishMany(ctx, []string{key}, forgotten, true)
 	}
 	return s.throttleTx(ctx, key, 0, func(t *throttleRow, now int64) bool {
 		t.inflight = max(t.inflight-1, 0)
@@ -194,15 +194,7 @@ func (s *Store) Finish(ctx context.Context, key string, wrong, forget bool, dela
 // Abandon ends an admitted check that decided nothing (the request ended
 // first, or the user store failed): it only stops counting it as under way.
 func (s *Store) Abandon(ctx context.Context, key string) error {
-	return s.throttleUpdate(ctx, key, `inflight = CASE WHEN inflight > 0 THEN inflight - 1 ELSE 0 END`)
-}
-
-// throttleUpdate changes key's row in one statement; set may use $2….
-func (s *Store) throttleUpdate(ctx context.Context, key, set string, args ...any) error {
-	if _, err := s.exec(ctx, nil, `UPDATE throttle SET `+set+` WHERE key = $1`, append([]any{key}, args...)...); err != nil {
-		return fmt.Errorf("throttle %s: %w", key, err)
-	}
-	return nil
+	return s.FinishMany(ctx, []string{key}, nil, false)
 }
 
 type throttleRow struct{ failures, inflight, nextAt, updatedAt int64 }
