@@ -166,6 +166,27 @@ func (m *metrics) observe(path string, status int, d time.Duration) {
 
 // counter is the route's request counter for status.
 func (r *routeSeries) counter(m *metrics, status int) prometheus.Counter {
+	if c := r.findCode(status); c != nil {
+		return c
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c := r.findCode(status); c != nil {
+		return c
+	}
+	var codes []codeSeries
+	if p := r.codes.Load(); p != nil {
+		codes = *p
+	}
+	c := m.requests.WithLabelValues(r.label, strconv.Itoa(status))
+	// A new slice: readers may be going through the old one.
+	codes = append(slices.Clip(codes), codeSeries{status, c})
+	r.codes.Store(&codes)
+	return c
+}
+
+// findCode is the route's counter for status if it has one, else nil.
+func (r *routeSeries) findCode(status int) prometheus.Counter {
 	if codes := r.codes.Load(); codes != nil {
 		for _, c := range *codes {
 			if c.status == status {
@@ -173,22 +194,7 @@ func (r *routeSeries) counter(m *metrics, status int) prometheus.Counter {
 			}
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var codes []codeSeries
-	if p := r.codes.Load(); p != nil {
-		codes = *p
-		for _, c := range codes {
-			if c.status == status {
-				return c.requests
-			}
-		}
-	}
-	c := m.requests.WithLabelValues(r.label, strconv.Itoa(status))
-	// A new slice: readers may be going through the old one.
-	codes = append(slices.Clip(codes), codeSeries{status, c})
-	r.codes.Store(&codes)
-	return c
+	return nil
 }
 
 // observer is the route's duration histogram.
