@@ -150,7 +150,7 @@ func (k *checker) checkIssuerScheme(issuer string) bool {
 	return true
 }
 
-// get fetches a URL and decodes a JSON answer into v.
+// getJSON fetches a URL and decodes a JSON answer into v.
 func (k *checker) getJSON(u string, v any) (*http.Response, error) {
 	resp, err := k.client.Get(u)
 	if err != nil {
@@ -188,6 +188,15 @@ func (k *checker) checkDiscovery(issuer string) (time.Time, bool) {
 			"make the proxy pass requests unchanged to the mxidp whose issuer is %q, or set issuer to the URL users reach", u, *doc.Issuer, issuer, issuer)
 	default:
 		k.ok("discovery %s answers with issuer %q", u, issuer)
+	}
+	return responseDate(resp)
+}
+
+// responseDate returns the time an answer's Date header gives, for
+// checkClock, and false when there is no answer or no valid header.
+func responseDate(resp *http.Response) (time.Time, bool) {
+	if resp == nil {
+		return time.Time{}, false
 	}
 	d, err := http.ParseTime(resp.Header.Get("Date"))
 	return d, err == nil
@@ -335,11 +344,18 @@ func (k *checker) checkRESTNetworks(networks []string) {
 	k.ok("rest.allowed_networks holds only private and loopback networks")
 }
 
+// privateRanges are the private and loopback networks (RFC 1918, RFC 4193)
+// and the link-local ones.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fe80::/10"),
+}
+
 // privatePrefix reports whether the whole of p lies in a private or
 // loopback range (10.0.0.0/7 is not, though it starts in one).
 func privatePrefix(p netip.Prefix) bool {
-	for _, r := range []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "fc00::/7", "::1/128", "fe80::/10"} {
-		q := netip.MustParsePrefix(r)
+	for _, q := range privateRanges {
 		if q.Addr().Is4() == p.Addr().Is4() && q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
 			return true
 		}
@@ -437,9 +453,5 @@ func (k *checker) checkSynapse(c Config, base, idpID string) (time.Time, bool) {
 			k.ok("Synapse's login flows offer mxidp (m.login.sso, oidc-%s)", idpID)
 		}
 	}
-	if resp == nil {
-		return time.Time{}, false
-	}
-	d, err := http.ParseTime(resp.Header.Get("Date"))
-	return d, err == nil
+	return responseDate(resp)
 }
