@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -178,10 +177,7 @@ func TestLoginFlowStatements(t *testing.T) {
 					t.Errorf("%s: %d statements, want %d", s, got[s], n)
 				}
 			}
-			if t.Failed() {
-				t.Logf("statements per step: %v", got)
-			}
-			fmt.Printf("%s: %d statements per login flow (%v)\n", backend, total, got)
+			t.Logf("%d statements per login flow (%v)", total, got)
 		})
 	}
 }
