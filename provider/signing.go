@@ -81,16 +81,12 @@ func (o *OpenID) Userinfo(ctx context.Context, info *oidc.UserInfo, tokenID, sub
 	if err != nil || c.UserinfoAlg == "" {
 		return "", err
 	}
+	// UserInfo has no iss or aud field, so these extra claims are kept as
+	// given when it merges them into its JSON.
+	info.AppendClaims("iss", o.Issuer)
+	info.AppendClaims("aud", c.ID)
 	body, err := json.Marshal(info)
 	if err != nil {
-		return "", err
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(body, &claims); err != nil {
-		return "", err
-	}
-	claims["iss"], claims["aud"] = o.Issuer, c.ID
-	if body, err = json.Marshal(claims); err != nil {
 		return "", err
 	}
 	return o.Ring.Sign(c.UserinfoAlg, "", body)
