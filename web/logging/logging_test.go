@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -329,3 +330,22 @@ func BenchmarkRequestLine(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// A request line of bare fields takes the cheap path, which allocates
+// nothing; one slog would quote takes slog's, which does. Without this,
+// the comparisons with slog above would pass even if every line went
+// through slog.
+func TestBareRequestLineSkipsSlog(t *testing.T) {
+	log, w := New(io.Discard, "text", slog.LevelInfo)
+	defer w.Close()
+	ctx := context.Background()
+	q := &Request{Time: time.Now(), Method: "GET", Path: "/keys", Status: 200, Bytes: 462, Duration: time.Millisecond, ID: "0a1b2c3d-1f"}
+	if n := testing.AllocsPerRun(1000, func() { LogRequest(ctx, log, q) }); n != 0 {
+		t.Errorf("a bare request line allocates %v times, want 0 (the cheap path)", n)
+	}
+	quoted := *q
+	quoted.Path = "/a b"
+	if n := testing.AllocsPerRun(1000, func() { LogRequest(ctx, log, &quoted) }); n == 0 {
+		t.Error("a quoted request line allocates nothing: the check above cannot tell the paths apart")
+	}
+}
