@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +49,11 @@ func TestBackupCopiesTheSQLiteDatabaseWhileServing(t *testing.T) {
 	}
 
 	pg := &cli{t: t, env: testEnv(t, "postgres", "")}
-	if status, _, errOut := pg.run("", "backup", filepath.Join(t.TempDir(), "x.db")); status != 2 || !strings.Contains(errOut, "pg_dump") {
+	pgCopy := filepath.Join(t.TempDir(), "x.db")
+	if status, _, errOut := pg.run("", "backup", pgCopy); status != 2 || !strings.Contains(errOut, "pg_dump") {
 		t.Errorf("backup of PostgreSQL: exit %d, %q; want 2 naming pg_dump", status, errOut)
+	}
+	if _, err := os.Stat(pgCopy); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused backup left %s behind: %v", pgCopy, err)
 	}
 }
