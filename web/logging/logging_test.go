@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -336,7 +335,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // the comparisons with slog above would pass even if every line went
 // through slog.
 func TestBareRequestLineSkipsSlog(t *testing.T) {
-	log, w := New(io.Discard, "text", slog.LevelInfo)
+	log, w := New(discard{}, "text", slog.LevelInfo)
 	defer w.Close()
 	ctx := context.Background()
 	q := &Request{Time: time.Now(), Method: "GET", Path: "/keys", Status: 200, Bytes: 462, Duration: time.Millisecond, ID: "0a1b2c3d-1f"}
