@@ -61,7 +61,8 @@ func (a *app) checkCommand() *cobra.Command {
 			if timeout <= 0 {
 				return usageError{errors.New("--timeout must be positive")}
 			}
-			for name, v := range map[string]string{"--synapse": synapseURL, "--from-outside": fromOutside} {
+			for _, flag := range [][2]string{{"--synapse", synapseURL}, {"--from-outside", fromOutside}} {
+				name, v := flag[0], flag[1]
 				if v == "" {
 					continue
 				}
