@@ -46,3 +46,26 @@ func TestMetricsCountStatementsBeforeTheirOwnQuery(t *testing.T) {
 		last = v
 	}
 }
+
+// Each kind of path counts in its route's series: a known route in its
+// own, the REST service's paths in "rest", static files in "/static",
+// anything else in "other".
+func TestMetricsRouteOfEachKindOfPath(t *testing.T) {
+	m := newMetrics(nil, nil)
+	for path, want := range map[string]string{
+		JWKSPath:                            JWKSPath,
+		MetricsPath:                         MetricsPath,
+		"/_ma1sd/backend/api/v1/auth/login": "rest",
+		"//_mxisd/backend/api/v1/identity/single":         "rest",
+		"/_matrix-internal/identity/v1/check_credentials": "rest",
+		StaticPath + "/mxidp.css":                         StaticPath,
+		StaticPath:                                        "other",
+		StaticPath + "x/mxidp.css":                        "other",
+		"/_ma1sdx":                                        "other",
+		"/no/such/page":                                   "other",
+	} {
+		if got := m.route(path).label; got != want {
+			t.Errorf("%s counts as %q, want %q", path, got, want)
+		}
+	}
+}
