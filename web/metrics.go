@@ -58,28 +58,17 @@ var knownRoutes = map[string]bool{
 	provider.SynapseIntrospectionPath: true, provider.RegistrationPath: true, provider.AccountPath: true,
 }
 
-func routeLabel(path string) string {
-	switch {
-	case knownRoutes[path]:
-		return path
-	case ma1sd.Handles(path):
-		return "rest"
-	case len(path) > len(StaticPath) && path[:len(StaticPath)+1] == StaticPath+"/":
-		return StaticPath
-	default:
-		return "other"
-	}
-}
-
-// route is the series of path's route (routeLabel).
+// route is the series path counts in: its own for a known route, else
+// "rest" for the REST service's paths, "/static" for the static files,
+// "other" for anything else.
 func (m *metrics) route(path string) *routeSeries {
 	if r, ok := m.known[path]; ok {
 		return r
 	}
-	switch routeLabel(path) {
-	case "rest":
+	switch {
+	case ma1sd.Handles(path):
 		return m.rest
-	case StaticPath:
+	case len(path) > len(StaticPath) && path[:len(StaticPath)+1] == StaticPath+"/":
 		return m.static
 	default:
 		return m.otherRoute
