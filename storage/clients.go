@@ -84,7 +84,7 @@ func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 }
 
 // clientArgs returns the values of a client's columns in clientColumns
-// order.
+// order; the caller has filled its defaults (clientDefaults).
 func clientArgs(c Client) ([]any, error) {
 	redirects, err := jsonList(c.RedirectURIs)
 	if err != nil {
@@ -94,7 +94,6 @@ func clientArgs(c Client) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	clientDefaults(&c)
 	return []any{c.ID, c.SecretHash, c.Public, redirects, postLogout, c.SkipConsent,
 		c.BackchannelLogoutURI, unix(c.CreatedAt), unix(c.UpdatedAt), c.Name,
 		c.Dynamic, c.ApplicationType, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI,
@@ -124,6 +123,7 @@ func jsonList(list []string) (string, error) {
 func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 	now := s.now().UTC().Truncate(time.Second)
 	c.CreatedAt, c.UpdatedAt = now, now
+	clientDefaults(&c)
 	args, err := clientArgs(c)
 	if err != nil {
 		return Client{}, err
@@ -133,7 +133,6 @@ func (s *Store) CreateClient(ctx context.Context, c Client) (Client, error) {
 	if err != nil {
 		return Client{}, s.wrapWrite(err, fmt.Sprintf("create client %q", c.ID))
 	}
-	clientDefaults(&c)
 	return c, nil
 }
 
