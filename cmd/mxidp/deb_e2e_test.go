@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,16 +72,23 @@ func TestDebianPackageInstallsServesAndPurges(t *testing.T) {
 
 	run(alicePassword+"\n", "/usr/bin/mxidp", "user", "add", "alice", "--password-stdin", "--email", aliceEmail, "--name", aliceName)
 	rp := rpClient{id: "rp", redirectURI: "http://127.0.0.1:9/rp/callback"}
-	m := regexp.MustCompile(`client_secret: (\S+)`).FindStringSubmatch(run("", "/usr/bin/mxidp", "client", "add", rp.id,
+	m := clientSecretRE.FindStringSubmatch(run("", "/usr/bin/mxidp", "client", "add", rp.id,
 		"--redirect-uri", rp.redirectURI, "--skip-consent"))
 	if m == nil {
 		t.Fatal("client add printed no secret")
 	}
 	rp.secret = m[1]
 	// What root's command line made belongs to the service.
-	entries, _ := os.ReadDir("/var/lib/mxidp")
+	entries, err := os.ReadDir("/var/lib/mxidp")
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("/var/lib/mxidp after user add and client add: %d entries, %v; want the database", len(entries), err)
+	}
 	for _, e := range entries {
-		fi, _ := os.Stat(filepath.Join("/var/lib/mxidp", e.Name()))
+		fi, err := os.Stat(filepath.Join("/var/lib/mxidp", e.Name()))
+		if err != nil {
+			t.Errorf("/var/lib/mxidp/%s: %v", e.Name(), err)
+			continue
+		}
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid == 0 {
 			t.Errorf("/var/lib/mxidp/%s belongs to root; the service could not write it", e.Name())
 		}
