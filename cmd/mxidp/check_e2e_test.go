@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,6 +232,21 @@ func TestCheckUsageErrors(t *testing.T) {
 		c := &cli{t: t, env: testEnv(t, "sqlite", "")}
 		if status, out, errOut := c.run("", args...); status != exitUsage {
 			t.Errorf("mxidp %v: exit %d, want 2\n%s%s", args, status, out, errOut)
+		}
+	}
+}
+
+// privatePrefix holds a network private only when the whole of it lies in
+// one private or loopback range: check warns about the others in
+// rest.allowed_networks.
+func TestPrivatePrefixWantsTheWholeNetworkPrivate(t *testing.T) {
+	for n, want := range map[string]bool{
+		"10.0.0.0/8": true, "10.1.2.0/24": true, "172.20.0.0/16": true, "192.168.1.7/32": true,
+		"127.0.0.1/32": true, "fd00:1::/32": true, "::1/128": true, "fe80::/64": true,
+		"10.0.0.0/7": false, "172.16.0.0/11": false, "8.8.8.0/24": false, "2001:db8::/32": false,
+	} {
+		if got := privatePrefix(netip.MustParsePrefix(n).Masked()); got != want {
+			t.Errorf("privatePrefix(%s) = %v, want %v", n, got, want)
 		}
 	}
 }
